@@ -1,0 +1,1 @@
+"""The accounting service: a Celery worker consuming the `accounting` queue."""

@@ -1,0 +1,8 @@
+"""Celery app of the accounting service: registers only its own tasks."""
+
+from __future__ import annotations
+
+from shared.celery_base import make_celery
+from shared.tasks import Queue
+
+app = make_celery("tandem-accounting", queue=Queue.ACCOUNTING, include=["services.accounting.tasks"])

@@ -1,0 +1,1 @@
+"""The job API (FastAPI): submission, status, results, tenants, reports, dashboard, metrics."""

@@ -1,0 +1,1 @@
+"""The coordinator service: a Celery worker consuming the `coordinator` queue."""

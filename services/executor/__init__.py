@@ -1,0 +1,1 @@
+"""The executor service: a Celery worker consuming the `executor` queue."""

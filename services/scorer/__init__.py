@@ -1,0 +1,1 @@
+"""The scorer service: a Celery worker consuming the `scorer` queue."""

@@ -1,0 +1,1 @@
+"""Code that several Tandem serve services share: settings, database, task names, engines, costs."""

@@ -1,0 +1,107 @@
+"""The one base Celery configuration every worker service builds on (DESIGN.md §2).
+
+Long LLM tasks need: late acks and rejection on worker loss (a killed worker's task is
+redelivered, not lost), prefetch 1 (a worker does not hoard tasks it cannot start), time
+limits below the broker's visibility timeout (a running task is never redelivered while it
+still runs), bounded retries with jittered backoff on transient engine errors, and an expiry on
+every message.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+from celery import Celery, Task
+
+from shared.errors import TransientError
+from shared.settings import WorkerSettings, get_worker_settings
+from shared.tasks import Queue, TaskName
+
+
+def celery_config(settings: WorkerSettings, queue: Queue | None) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "broker_url": settings.redis_url,
+        "result_backend": settings.redis_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+        "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+        "result_expires": 3600,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": settings.task_soft_time_limit_s,
+        "task_time_limit": settings.task_time_limit_s,
+        "task_track_started": True,
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
+        "worker_hijack_root_logger": False,
+        "worker_concurrency": settings.worker_concurrency,
+        "task_routes": {f"{q.value}.*": {"queue": q.value} for q in Queue},
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+    if queue is not None:
+        config["task_default_queue"] = queue.value
+    return config
+
+
+class TandemTask(Task):  # type: ignore[misc]
+    """Base task: bounded, jittered retries on transient errors only."""
+
+    autoretry_for = (TransientError, ConnectionError, TimeoutError)
+    retry_backoff = True
+    retry_jitter = True
+
+    def __init__(self) -> None:
+        settings = get_worker_settings()
+        self.max_retries = settings.task_max_retries
+        self.retry_backoff_max = settings.task_retry_backoff_max_s
+
+
+def make_celery(
+    name: str,
+    *,
+    queue: Queue | None = None,
+    include: list[str] | None = None,
+    settings: WorkerSettings | None = None,
+) -> Celery:
+    """Build a service's Celery app; ``include`` lists only that service's task modules."""
+    settings = settings or get_worker_settings()
+    app = Celery(name, include=include or [], task_cls=TandemTask)
+    app.conf.update(celery_config(settings, queue))
+    return app
+
+
+def producer_app(settings: WorkerSettings | None = None) -> Celery:
+    """A Celery app with no tasks, for processes that only send by name (API, CLI, sweeper)."""
+    return make_celery("tandem-producer", settings=settings)
+
+
+def send(
+    app: Celery,
+    name: TaskName,
+    kwargs: Mapping[str, Any],
+    *,
+    countdown: float | None = None,
+    settings: WorkerSettings | None = None,
+) -> str:
+    """Send a task by name to its queue, always with an expiry; returns the task id."""
+    settings = settings or get_worker_settings()
+    result = app.send_task(
+        name.value,
+        kwargs=dict(kwargs),
+        queue=name.queue.value,
+        expires=settings.task_expires_s,
+        countdown=countdown,
+    )
+    return str(result.id)
+
+
+def health_payload(service: str) -> dict[str, str]:
+    """What a health task answers: proves a worker of ``service`` consumed from its queue."""
+    return {"service": service, "status": "ok", "hostname": socket.gethostname()}

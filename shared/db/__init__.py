@@ -1,0 +1,1 @@
+"""Database layer: declarative base, models, sessions. All SQL lives in repository modules."""

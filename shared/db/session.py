@@ -1,0 +1,45 @@
+"""Engines and sessions: one unit of work per request or task (STYLE.md §3).
+
+``unit_of_work`` opens one session, commits once at the end and rolls back on error; nothing
+deeper calls ``commit()``. Callers publish messages only after it has returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.settings import get_common_settings
+
+
+@lru_cache(maxsize=8)
+def get_engine(url: str | None = None) -> Engine:
+    settings = get_common_settings()
+    return create_engine(
+        url or settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_pre_ping=True,
+    )
+
+
+@lru_cache(maxsize=8)
+def session_factory(url: str | None = None) -> sessionmaker[Session]:
+    return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+
+
+@contextmanager
+def unit_of_work(url: str | None = None) -> Iterator[Session]:
+    session = session_factory(url)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -1,0 +1,1 @@
+"""Clients of the inference engines (TGI, OpenAI-compatible) behind one async interface."""

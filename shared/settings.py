@@ -1,0 +1,90 @@
+"""Typed settings shared by every service.
+
+Every knob is read from the environment with the ``TANDEM_`` prefix (or from a ``.env`` file).
+Each service extends :class:`CommonSettings` with its own fields; nothing here carries a
+secret default outside development, which :meth:`CommonSettings.check_secrets` enforces.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "TANDEM_"
+DEV_ADMIN_KEY = "tandem-dev-admin-key"
+
+
+class CommonSettings(BaseSettings):
+    """Settings every process needs: where Postgres and Redis are, and how to log."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
+    )
+
+    environment: Literal["development", "test", "production"] = Field(
+        "development", description="Deployment environment; production forbids default secrets."
+    )
+    database_url: str = Field(
+        "postgresql+psycopg://tandem@127.0.0.1:55432/tandem",
+        description="SQLAlchemy URL of the Postgres database (psycopg 3 driver).",
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:56379/0",
+        description="Redis URL: Celery broker and result backend, rate limits, event fan-out.",
+    )
+    db_pool_size: int = Field(10, description="SQLAlchemy connection pool size per process.")
+    log_level: str = Field("INFO", description="Root log level.")
+    log_json: bool = Field(True, description="Emit structured JSON log lines.")
+    admin_api_key: str = Field(
+        DEV_ADMIN_KEY, description="Admin key for tenant and key management (set in production)."
+    )
+
+    @model_validator(mode="after")
+    def check_secrets(self) -> CommonSettings:
+        if self.environment == "production" and self.admin_api_key == DEV_ADMIN_KEY:
+            raise ValueError("TANDEM_ADMIN_API_KEY must be set in production")
+        return self
+
+
+class WorkerSettings(CommonSettings):
+    """Celery reliability knobs (DESIGN.md §2), shared by every worker service."""
+
+    visibility_timeout_s: int = Field(
+        3600, description="Redis broker visibility timeout; unacked tasks are redelivered after it."
+    )
+    task_soft_time_limit_s: int = Field(
+        600, description="Soft time limit of one task (raises inside the task)."
+    )
+    task_time_limit_s: int = Field(900, description="Hard time limit of one task (kills it).")
+    task_max_retries: int = Field(5, description="Retries of a task on transient engine errors.")
+    task_retry_backoff_max_s: int = Field(60, description="Cap of the exponential retry backoff.")
+    task_expires_s: int = Field(
+        3600, description="Messages not started within this many seconds are discarded."
+    )
+    worker_concurrency: int = Field(2, description="Worker processes per service worker.")
+    metrics_port: int = Field(
+        0, description="Port of the worker's Prometheus endpoint (0: off)."
+    )
+
+    @model_validator(mode="after")
+    def check_time_limits(self) -> WorkerSettings:
+        # A task that outlives the visibility timeout is redelivered while still running:
+        # the hard limit must end it first.
+        if not self.task_soft_time_limit_s < self.task_time_limit_s < self.visibility_timeout_s:
+            raise ValueError(
+                "need task_soft_time_limit_s < task_time_limit_s < visibility_timeout_s"
+            )
+        return self
+
+
+@lru_cache
+def get_common_settings() -> CommonSettings:
+    return CommonSettings()
+
+
+@lru_cache
+def get_worker_settings() -> WorkerSettings:
+    return WorkerSettings()

@@ -1,0 +1,1 @@
+"""The ``tandem`` operator tool: CLI, local stack, offline training and evaluation."""

@@ -1,0 +1,28 @@
+"""Entry point of the ``tandem`` console script.
+
+Every process of the system starts through here (``tandem worker coordinator``, ``tandem api
+serve``, ``tandem engine serve`` ...), so the local stack, CI and the container images run the
+same entry points. Heavy imports stay inside the commands: ``tandem --help`` loads no model code.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from tandem.commands import db, stack, workers
+
+app = typer.Typer(
+    name="tandem",
+    help="Tandem serve: a large coordinator writes insights, a small executor answers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(stack.app, name="stack")
+app.add_typer(db.app, name="db")
+app.add_typer(workers.api_app, name="api")
+app.command("worker")(workers.worker)
+app.command("beat")(workers.beat)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Subcommand groups of the ``tandem`` CLI, one module per group."""

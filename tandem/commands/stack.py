@@ -1,0 +1,64 @@
+"""``tandem stack up|down|status``."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tandem.stack.health import PartHealth
+from tandem.stack.settings import StackSettings
+from tandem.stack.stack import Stack
+
+app = typer.Typer(help="The local stack: Postgres, Redis, engines, workers, API.",
+                  no_args_is_help=True)
+console = Console()
+
+
+def _print(parts: list[PartHealth], as_json: bool) -> None:
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "healthy": all(p.healthy for p in parts),
+                    "parts": [
+                        {"name": p.name, "healthy": p.healthy, "detail": p.detail} for p in parts
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return
+    table = Table("part", "health", "detail")
+    for part in parts:
+        table.add_row(part.name, "[green]healthy[/]" if part.healthy else "[red]DOWN[/]",
+                      part.detail)
+    console.print(table)
+
+
+@app.command()
+def up(as_json: bool = typer.Option(False, "--json", help="Print the status as JSON.")) -> None:
+    """Start Postgres, Redis, migrations and every service; wait until all are healthy."""
+    stack = Stack(StackSettings())
+    parts = stack.up(report=lambda line: console.print(line) if not as_json else None)
+    _print(parts, as_json)
+    if not all(p.healthy for p in parts):
+        console.print(f"[red]not every part is healthy; logs are in {stack.infra.logs}[/]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Show each part of the local stack, healthy or not (exit 1 when any is down)."""
+    parts = Stack(StackSettings()).status()
+    _print(parts, as_json)
+    if not all(p.healthy for p in parts):
+        raise typer.Exit(1)
+
+
+@app.command()
+def down() -> None:
+    """Stop what ``up`` started (by pid), and nothing else."""
+    Stack(StackSettings()).down(report=console.print)

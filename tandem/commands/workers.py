@@ -1,0 +1,67 @@
+"""Process entry points: the Celery workers, Celery beat and the API server."""
+
+from __future__ import annotations
+
+import importlib
+from enum import StrEnum
+
+import typer
+
+from shared.tasks import Queue
+
+
+class Service(StrEnum):
+    COORDINATOR = "coordinator"
+    SCORER = "scorer"
+    EXECUTOR = "executor"
+    ACCOUNTING = "accounting"
+
+
+def worker(
+    service: Service = typer.Argument(..., help="Which service's queue to consume."),
+    concurrency: int | None = typer.Option(None, help="Worker processes (default: settings)."),
+    loglevel: str = typer.Option("INFO", help="Celery log level."),
+    pool: str = typer.Option("prefork", help="Celery pool: prefork, threads or solo."),
+) -> None:
+    """Run one service's Celery worker on its own queue."""
+    module = importlib.import_module(f"services.{service.value}.app")
+    celery_app = module.app
+    argv = [
+        "worker",
+        f"--queues={Queue(service.value).value}",
+        f"--hostname={service.value}@%h",
+        f"--loglevel={loglevel}",
+        f"--pool={pool}",
+    ]
+    if concurrency is not None:
+        argv.append(f"--concurrency={concurrency}")
+    celery_app.worker_main(argv)
+
+
+def beat(loglevel: str = typer.Option("INFO", help="Celery log level.")) -> None:
+    """Run Celery beat: the accounting service's periodic sweeper and roll-ups."""
+    from services.accounting.app import app as celery_app
+
+    celery_app.start(["beat", f"--loglevel={loglevel}"])
+
+
+api_app = typer.Typer(help="The job API.", no_args_is_help=True)
+
+
+@api_app.command("serve")
+def serve_api(
+    host: str = typer.Option("127.0.0.1", help="Bind address."),
+    port: int = typer.Option(8000, help="Port."),
+    workers: int = typer.Option(1, help="Uvicorn worker processes."),
+) -> None:
+    """Serve the FastAPI job API with uvicorn."""
+    import uvicorn
+
+    uvicorn.run(
+        "services.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+    )

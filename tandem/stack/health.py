@@ -1,0 +1,63 @@
+"""Probing each part of the stack: the answer of ``tandem stack status``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from celery import Celery
+
+from shared.tasks import HEALTH_TASKS, Queue
+from tandem.stack.infra import InfraConfig, postgres_ready, redis_ready
+from tandem.stack.processes import pid_alive
+
+
+@dataclass(frozen=True)
+class PartHealth:
+    name: str
+    healthy: bool
+    detail: str
+
+
+def probe_worker(app: Celery, queue: Queue, timeout_s: float) -> tuple[bool, str]:
+    """Round-trip the service's health task through Redis: proves a consumer is on the queue."""
+    result = app.send_task(HEALTH_TASKS[queue].value, queue=queue.value, expires=timeout_s)
+    try:
+        answer = result.get(timeout=timeout_s)
+    except Exception as exc:  # any failure (timeout, broker down) means unhealthy
+        result.forget()
+        return False, f"no answer on queue {queue.value!r}: {type(exc).__name__}"
+    return True, f"answered by {answer.get('hostname', '?')}"
+
+
+def probe_http(url: str, timeout_s: float) -> tuple[bool, str]:
+    try:
+        response = httpx.get(url, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return False, f"{url}: {type(exc).__name__}"
+    return response.status_code == 200, f"{url}: HTTP {response.status_code}"
+
+
+def probe_process(
+    name: str, info: dict[str, object], app: Celery, timeout_s: float
+) -> PartHealth:
+    pid = int(str(info["pid"]))
+    if not pid_alive(pid):
+        return PartHealth(name, False, f"pid {pid} is not running; see {info['log']}")
+    check = str(info["health"])
+    if check.startswith("worker:"):
+        ok, detail = probe_worker(app, Queue(check.removeprefix("worker:")), timeout_s)
+    elif check.startswith("http:"):
+        ok, detail = probe_http(check.removeprefix("http:"), timeout_s)
+    else:
+        ok, detail = True, f"pid {pid} running"
+    return PartHealth(name, ok, detail)
+
+
+def probe_infra(config: InfraConfig) -> list[PartHealth]:
+    pg = postgres_ready(config)
+    rd = redis_ready(config)
+    return [
+        PartHealth("postgres", pg, f"{config.host}:{config.pg_port}"),
+        PartHealth("redis", rd, f"{config.host}:{config.redis_port}"),
+    ]

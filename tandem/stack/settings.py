@@ -1,0 +1,26 @@
+"""Settings of the local stack (``tandem stack``), env prefix ``TANDEM_STACK_``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StackSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TANDEM_STACK_", extra="ignore")
+
+    dir: Path = Field(Path(".tandem"), description="Where the local stack keeps data, logs, pids.")
+    host: str = Field("127.0.0.1", description="Loopback address every local server binds to.")
+    pg_port: int = Field(55432, description="Local Postgres port.")
+    redis_port: int = Field(56379, description="Local Redis port.")
+    api_port: int = Field(8000, description="Local API port.")
+    coordinator_engine_port: int = Field(8081, description="Local coordinator engine port.")
+    executor_engine_port: int = Field(8082, description="Local executor engine port.")
+    engines: Literal["gguf", "sim"] = Field(
+        "gguf",
+        description="Local engines: the bundled real small models (gguf) or the simulator (sim).",
+    )
+    start_timeout_s: float = Field(300.0, description="How long `up` waits for health.")

@@ -1,0 +1,160 @@
+"""``tandem stack up|down|status``: the whole system on one machine, without Docker."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.celery_base import producer_app
+from shared.settings import WorkerSettings
+from shared.tasks import Queue
+from tandem.stack.binaries import find_binaries
+from tandem.stack.health import PartHealth, probe_infra, probe_process
+from tandem.stack.infra import (
+    InfraConfig,
+    start_postgres,
+    start_redis,
+    stop_postgres,
+    stop_redis,
+)
+from tandem.stack.processes import (
+    ProcessSpec,
+    StackState,
+    pid_alive,
+    start_process,
+    stop_process,
+    tandem_argv,
+)
+from tandem.stack.settings import StackSettings
+
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Stack:
+    settings: StackSettings
+
+    @property
+    def root(self) -> Path:
+        return self.settings.dir.resolve()
+
+    @property
+    def infra(self) -> InfraConfig:
+        return InfraConfig(
+            root=self.root,
+            pg_port=self.settings.pg_port,
+            redis_port=self.settings.redis_port,
+            host=self.settings.host,
+        )
+
+    @property
+    def state_path(self) -> Path:
+        return self.root / "stack.json"
+
+    def url(self, port: int) -> str:
+        return f"http://{self.settings.host}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return self.url(self.settings.api_port)
+
+    def environment(self) -> dict[str, str]:
+        """What every service process is told about where things are."""
+        return {
+            "TANDEM_DATABASE_URL": self.infra.database_url(),
+            "TANDEM_REDIS_URL": self.infra.redis_url(),
+            "TANDEM_LOG_JSON": "true",
+        }
+
+    def worker_specs(self) -> list[ProcessSpec]:
+        specs = [
+            ProcessSpec(
+                name=f"worker-{queue.value}",
+                argv=tandem_argv("worker", queue.value, "--concurrency", "1"),
+                health=f"worker:{queue.value}",
+            )
+            for queue in Queue
+        ]
+        specs.append(ProcessSpec(name="beat", argv=tandem_argv("beat"), health="pid"))
+        return specs
+
+    def specs(self) -> list[ProcessSpec]:
+        return self.worker_specs()
+
+    def producer(self):  # type: ignore[no-untyped-def]
+        return producer_app(WorkerSettings(redis_url=self.infra.redis_url()))
+
+    # -- up ---------------------------------------------------------------------------------
+
+    def up(self, report: Report) -> list[PartHealth]:
+        state = StackState.load(self.state_path)
+        binaries = find_binaries()
+        state.started_postgres |= start_postgres(self.infra, binaries)
+        state.started_redis |= start_redis(self.infra, binaries)
+        state.save(self.state_path)
+        report(f"postgres  {self.infra.database_url()}")
+        report(f"redis     {self.infra.redis_url()}")
+
+        # Migrations are a one-off step, through the same entry point deployments use.
+        subprocess.run(
+            tandem_argv("db", "upgrade"), check=True, env=self._env(), stdout=subprocess.DEVNULL
+        )
+        report("migrations applied (tandem db upgrade)")
+
+        for spec in self.specs():
+            running = state.processes.get(spec.name)
+            if running and pid_alive(int(str(running["pid"]))):
+                continue
+            state.processes[spec.name] = start_process(spec, self.infra.logs, self.environment())
+            state.save(self.state_path)
+        return self.wait_healthy(report)
+
+    def _env(self) -> dict[str, str]:
+        import os
+
+        return {**os.environ, **self.environment()}
+
+    def wait_healthy(self, report: Report) -> list[PartHealth]:
+        deadline = time.monotonic() + self.settings.start_timeout_s
+        while True:
+            parts = self.status(probe_timeout_s=3.0)
+            if all(part.healthy for part in parts) or time.monotonic() > deadline:
+                return parts
+            dead = [
+                p for p in parts if not p.healthy and "is not running" in p.detail
+            ]
+            if dead:
+                return parts
+            time.sleep(1.0)
+
+    # -- status / down ----------------------------------------------------------------------
+
+    def status(self, probe_timeout_s: float = 5.0) -> list[PartHealth]:
+        parts = probe_infra(self.infra)
+        state = StackState.load(self.state_path)
+        if not state.processes:
+            return parts
+        app = self.producer()
+        try:
+            for name, info in state.processes.items():
+                parts.append(probe_process(name, info, app, probe_timeout_s))
+        finally:
+            app.close()
+        return parts
+
+    def down(self, report: Report) -> None:
+        state = StackState.load(self.state_path)
+        for name, info in reversed(list(state.processes.items())):
+            stop_process(int(str(info["pid"])))
+            report(f"stopped {name}")
+        state.processes.clear()
+        binaries = find_binaries(install=False)
+        if state.started_redis and stop_redis(self.infra):
+            report("stopped redis")
+        if state.started_postgres and stop_postgres(self.infra, binaries):
+            report("stopped postgres")
+        state.started_redis = state.started_postgres = False
+        state.save(self.state_path)
