@@ -13,9 +13,10 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery, Task, signals
 
 from shared.errors import TransientError
+from shared.logging import configure_logging, log_context
 from shared.settings import WorkerSettings, get_worker_settings
 from shared.tasks import Queue, TaskName
 
@@ -50,7 +51,7 @@ def celery_config(settings: WorkerSettings, queue: Queue | None) -> dict[str, An
     return config
 
 
-class TandemTask(Task):  # type: ignore[misc]
+class TandemTask(Task):
     """Base task: bounded, jittered retries on transient errors only."""
 
     autoretry_for = (TransientError, ConnectionError, TimeoutError)
@@ -61,6 +62,11 @@ class TandemTask(Task):  # type: ignore[misc]
         settings = get_worker_settings()
         self.max_retries = settings.task_max_retries
         self.retry_backoff_max = settings.task_retry_backoff_max_s
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Every log line a task writes names its job (messages carry ids only).
+        with log_context(job_id=kwargs.get("job_id"), task=self.name):
+            return super().__call__(*args, **kwargs)
 
 
 def make_celery(
@@ -74,6 +80,12 @@ def make_celery(
     settings = settings or get_worker_settings()
     app = Celery(name, include=include or [], task_cls=TandemTask)
     app.conf.update(celery_config(settings, queue))
+
+    @signals.setup_logging.connect(weak=False)
+    def _setup_logging(**_: Any) -> None:
+        # Replaces Celery's own logging setup in worker processes.
+        configure_logging(name, settings)
+
     return app
 
 

@@ -65,9 +65,7 @@ class WorkerSettings(CommonSettings):
         3600, description="Messages not started within this many seconds are discarded."
     )
     worker_concurrency: int = Field(2, description="Worker processes per service worker.")
-    metrics_port: int = Field(
-        0, description="Port of the worker's Prometheus endpoint (0: off)."
-    )
+    metrics_port: int = Field(0, description="Port of the worker's Prometheus endpoint (0: off).")
 
     @model_validator(mode="after")
     def check_time_limits(self) -> WorkerSettings:

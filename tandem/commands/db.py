@@ -28,7 +28,9 @@ def upgrade(revision: str = typer.Argument("head")) -> None:
 
 
 @app.command()
-def downgrade(revision: str = typer.Argument(..., help="Target revision, e.g. base or -1.")) -> None:
+def downgrade(
+    revision: str = typer.Argument(..., help="Target revision, e.g. base or -1."),
+) -> None:
     """Downgrade the schema."""
     command.downgrade(alembic_config(), revision)
 

@@ -12,8 +12,9 @@ from tandem.stack.health import PartHealth
 from tandem.stack.settings import StackSettings
 from tandem.stack.stack import Stack
 
-app = typer.Typer(help="The local stack: Postgres, Redis, engines, workers, API.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The local stack: Postgres, Redis, engines, workers, API.", no_args_is_help=True
+)
 console = Console()
 
 
@@ -33,8 +34,9 @@ def _print(parts: list[PartHealth], as_json: bool) -> None:
         return
     table = Table("part", "health", "detail")
     for part in parts:
-        table.add_row(part.name, "[green]healthy[/]" if part.healthy else "[red]DOWN[/]",
-                      part.detail)
+        table.add_row(
+            part.name, "[green]healthy[/]" if part.healthy else "[red]DOWN[/]", part.detail
+        )
     console.print(table)
 
 

@@ -38,11 +38,16 @@ def worker(
     celery_app.worker_main(argv)
 
 
-def beat(loglevel: str = typer.Option("INFO", help="Celery log level.")) -> None:
+def beat(
+    loglevel: str = typer.Option("INFO", help="Celery log level."),
+    schedule: str = typer.Option(
+        "celerybeat-schedule", help="File where beat keeps its last-run times."
+    ),
+) -> None:
     """Run Celery beat: the accounting service's periodic sweeper and roll-ups."""
     from services.accounting.app import app as celery_app
 
-    celery_app.start(["beat", f"--loglevel={loglevel}"])
+    celery_app.start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule}"])
 
 
 api_app = typer.Typer(help="The job API.", no_args_is_help=True)

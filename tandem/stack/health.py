@@ -38,9 +38,7 @@ def probe_http(url: str, timeout_s: float) -> tuple[bool, str]:
     return response.status_code == 200, f"{url}: HTTP {response.status_code}"
 
 
-def probe_process(
-    name: str, info: dict[str, object], app: Celery, timeout_s: float
-) -> PartHealth:
+def probe_process(name: str, info: dict[str, object], app: Celery, timeout_s: float) -> PartHealth:
     pid = int(str(info["pid"]))
     if not pid_alive(pid):
         return PartHealth(name, False, f"pid {pid} is not running; see {info['log']}")

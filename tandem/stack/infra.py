@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -67,7 +68,11 @@ def _chown_to_postgres(path: Path) -> None:
 def postgres_ready(config: InfraConfig) -> bool:
     try:
         with psycopg.connect(
-            host=config.host, port=config.pg_port, user=PG_USER, dbname="postgres", connect_timeout=2
+            host=config.host,
+            port=config.pg_port,
+            user=PG_USER,
+            dbname="postgres",
+            connect_timeout=2,
         ) as conn:
             conn.execute("SELECT 1")
         return True
@@ -202,12 +207,11 @@ def stop_redis(config: InfraConfig) -> bool:
     pidfile = config.redis_dir / "redis.pid"
     if not pidfile.exists():
         return False
-    try:
+    # shutdown closes the connection under us; a server already dead is already stopped.
+    with contextlib.suppress(redis.RedisError):
         redis.Redis(host=config.host, port=config.redis_port, socket_timeout=2).shutdown(
             nosave=False
         )
-    except redis.RedisError:
-        pass  # shutdown closes the connection under us; a dead server is already stopped
     pidfile.unlink(missing_ok=True)
     return True
 

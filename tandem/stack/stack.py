@@ -78,7 +78,13 @@ class Stack:
             )
             for queue in Queue
         ]
-        specs.append(ProcessSpec(name="beat", argv=tandem_argv("beat"), health="pid"))
+        specs.append(
+            ProcessSpec(
+                name="beat",
+                argv=tandem_argv("beat", "--schedule", str(self.root / "celerybeat-schedule")),
+                health="pid",
+            )
+        )
         return specs
 
     def specs(self) -> list[ProcessSpec]:
@@ -123,9 +129,7 @@ class Stack:
             parts = self.status(probe_timeout_s=3.0)
             if all(part.healthy for part in parts) or time.monotonic() > deadline:
                 return parts
-            dead = [
-                p for p in parts if not p.healthy and "is not running" in p.detail
-            ]
+            dead = [p for p in parts if not p.healthy and "is not running" in p.detail]
             if dead:
                 return parts
             time.sleep(1.0)

@@ -30,9 +30,10 @@ def test_upgrade_downgrade_upgrade_and_models_agree(infra: InfraConfig) -> None:
         command.upgrade(config, "head")
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
-            assert context.get_current_revision() == ScriptDirectory.from_config(
-                config
-            ).get_current_head()
+            assert (
+                context.get_current_revision()
+                == ScriptDirectory.from_config(config).get_current_head()
+            )
             diff = compare_metadata(context, Base.metadata)
         assert diff == [], f"models and migrations disagree: {diff}"
     finally:

@@ -32,8 +32,9 @@ def test_money_is_exact(db_session: Session) -> None:
 
 def test_budget_cannot_go_negative(db_session: Session) -> None:
     tenant = make_tenant(db_session)
-    db_session.add(Budget(tenant_id=tenant.id, period_key="2026-11", cap=Decimal(1),
-                          reserved=Decimal(-1)))
+    db_session.add(
+        Budget(tenant_id=tenant.id, period_key="2026-11", cap=Decimal(1), reserved=Decimal(-1))
+    )
     with pytest.raises(IntegrityError):
         db_session.flush()
 
@@ -43,20 +44,42 @@ def test_one_ledger_entry_per_job_and_kind(db_session: Session) -> None:
     budget = Budget(tenant_id=tenant.id, period_key="2026-11", cap=Decimal(1))
     db_session.add(budget)
     db_session.flush()
-    job = Job(tenant_id=tenant.id, domain="math", question="1+1?", levels=[0, 100],
-              max_answer_tokens=64, prompt_version="math-v1", budget_id=budget.id)
+    job = Job(
+        tenant_id=tenant.id,
+        domain="math",
+        question="1+1?",
+        levels=[0, 100],
+        max_answer_tokens=64,
+        prompt_version="math-v1",
+        budget_id=budget.id,
+    )
     db_session.add(job)
     db_session.flush()
     for _ in range(2):
-        db_session.add(LedgerEntry(tenant_id=tenant.id, budget_id=budget.id, job_id=job.id,
-                                   kind="reserve", amount=Decimal("0.1")))
+        db_session.add(
+            LedgerEntry(
+                tenant_id=tenant.id,
+                budget_id=budget.id,
+                job_id=job.id,
+                kind="reserve",
+                amount=Decimal("0.1"),
+            )
+        )
     with pytest.raises(IntegrityError):
         db_session.flush()
 
 
 def test_at_most_one_active_classifier(db_session: Session) -> None:
     for version in ("v1", "v2"):
-        db_session.add(ClassifierModel(version=version, sha256="0" * 64, path="x.onnx",
-                                       feature_names=["a"], thresholds=[0.5], active=True))
+        db_session.add(
+            ClassifierModel(
+                version=version,
+                sha256="0" * 64,
+                path="x.onnx",
+                feature_names=["a"],
+                thresholds=[0.5],
+                active=True,
+            )
+        )
     with pytest.raises(IntegrityError):
         db_session.flush()
