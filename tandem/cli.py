@@ -9,7 +9,19 @@ from __future__ import annotations
 
 import typer
 
-from tandem.commands import db, stack, workers
+from tandem.commands import (
+    audit,
+    config,
+    db,
+    engine,
+    health,
+    keys,
+    lab,
+    ledger,
+    stack,
+    tenants,
+    workers,
+)
 
 app = typer.Typer(
     name="tandem",
@@ -19,9 +31,17 @@ app = typer.Typer(
 )
 app.add_typer(stack.app, name="stack")
 app.add_typer(db.app, name="db")
+app.add_typer(engine.app, name="engine")
+app.add_typer(lab.app, name="lab")
+app.add_typer(config.app, name="config")
 app.add_typer(workers.api_app, name="api")
+app.add_typer(tenants.app, name="tenants")
+app.add_typer(keys.app, name="keys")
+app.add_typer(ledger.app, name="ledger")
+app.add_typer(audit.app, name="audit")
 app.command("worker")(workers.worker)
 app.command("beat")(workers.beat)
+app.command("worker-health")(health.worker_health)
 
 
 def main() -> None:

@@ -26,8 +26,9 @@ from tandem.stack.infra import InfraConfig, ensure_database, start_postgres, sta
 from tandem.stack.settings import StackSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_DATABASE = "tandem_test"
-TEST_REDIS_DB = 15
+# Overridable so that two test sessions on one machine do not recreate each other's database.
+TEST_DATABASE = os.environ.get("TANDEM_TEST_DATABASE", "tandem_test")
+TEST_REDIS_DB = int(os.environ.get("TANDEM_TEST_REDIS_DB", "15"))
 
 _stack = StackSettings()
 INFRA = InfraConfig(

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from shared.celery_base import make_celery
+from shared.db.models import Role
+from shared.jobs.runner import check_engines_when_ready
 from shared.tasks import Queue
 
-app = make_celery("tandem-coordinator", queue=Queue.COORDINATOR, include=["services.coordinator.tasks"])
+app = make_celery(
+    "tandem-coordinator", queue=Queue.COORDINATOR, include=["services.coordinator.tasks"]
+)
+
+# The engine must serve the model configured for it before this worker takes a task.
+check_engines_when_ready(app, (Role.COORDINATOR,))

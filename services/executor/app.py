@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from shared.celery_base import make_celery
+from shared.db.models import Role
+from shared.jobs.runner import check_engines_when_ready
 from shared.tasks import Queue
 
 app = make_celery("tandem-executor", queue=Queue.EXECUTOR, include=["services.executor.tasks"])
+
+# The engine must serve the model configured for it before this worker takes a task.
+check_engines_when_ready(app, (Role.EXECUTOR, Role.COORDINATOR))

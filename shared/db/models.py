@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -27,6 +28,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import ZERO, Base, Money, Timestamps, UUIDPrimaryKey
+
+# FLOPs are whole numbers far beyond Money's range (2 · 7e9 params · 1e3 tokens = 1.4e13 for one
+# call; a day's roll-up is orders of magnitude more).
+Flops = Numeric(38, 0)
 
 
 class JobStatus(StrEnum):
@@ -234,8 +239,8 @@ class ModelCall(UUIDPrimaryKey, Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     generated_tokens: Mapped[int] = mapped_column(Integer)
     latency_ms: Mapped[float] = mapped_column(default=0.0)
-    flops_prompt: Mapped[Decimal] = mapped_column(Money, default=ZERO)
-    flops_generated: Mapped[Decimal] = mapped_column(Money, default=ZERO)
+    flops_prompt: Mapped[Decimal] = mapped_column(Flops, default=ZERO)
+    flops_generated: Mapped[Decimal] = mapped_column(Flops, default=ZERO)
     cost: Mapped[Decimal] = mapped_column(Money, default=ZERO)
     output_text: Mapped[str | None] = mapped_column(Text)
     finish_reason: Mapped[str | None] = mapped_column(String(32))
@@ -281,7 +286,7 @@ class UsageDaily(Base):
     calls: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     generated_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    flops: Mapped[Decimal] = mapped_column(Money, default=ZERO, server_default="0")
+    flops: Mapped[Decimal] = mapped_column(Flops, default=ZERO, server_default="0")
     cost: Mapped[Decimal] = mapped_column(Money, default=ZERO, server_default="0")
 
     __table_args__ = (UniqueConstraint("tenant_id", "day", "model", "role", "domain", "policy"),)

@@ -40,6 +40,13 @@ def settings_classes() -> Iterator[type[BaseSettings]]:
                     yield value
 
 
+def _portable(value: object) -> object:
+    """Paths under the home directory shown as ``~/...``: the table must not name a machine."""
+    if isinstance(value, Path) and value.is_absolute() and value.is_relative_to(Path.home()):
+        return f"~/{value.relative_to(Path.home())}"
+    return value
+
+
 def rows() -> list[tuple[str, str, str]]:
     """(env var, default, description), one per field, inherited fields listed once."""
     table: dict[str, tuple[str, str, str]] = {}
@@ -49,7 +56,9 @@ def rows() -> list[tuple[str, str, str]]:
             env = f"{prefix}{name}".upper()
             if env in table:
                 continue
-            default = "" if field.is_required() else json.dumps(field.default, default=str)
+            default = (
+                "" if field.is_required() else json.dumps(_portable(field.default), default=str)
+            )
             table[env] = (env, default, field.description or "")
     return sorted(table.values())
 

@@ -41,13 +41,43 @@ def _print(parts: list[PartHealth], as_json: bool) -> None:
 
 
 @app.command()
-def up(as_json: bool = typer.Option(False, "--json", help="Print the status as JSON.")) -> None:
-    """Start Postgres, Redis, migrations and every service; wait until all are healthy."""
+def up(
+    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+    demo: bool = typer.Option(False, help="Then push a demo job through and show its audit."),
+    demo_timeout: float = typer.Option(900.0, help="Seconds to wait for the demo job."),
+) -> None:
+    """Start Postgres, Redis, migrations, engines, workers and the API; wait until healthy."""
     stack = Stack(StackSettings())
     parts = stack.up(report=lambda line: console.print(line) if not as_json else None)
     _print(parts, as_json)
     if not all(p.healthy for p in parts):
         console.print(f"[red]not every part is healthy; logs are in {stack.infra.logs}[/]")
+        raise typer.Exit(1)
+    if as_json:
+        return
+    for name, url in stack.urls().items():
+        console.print(f"{name:<26} {url}")
+    if demo:
+        _demo(stack, demo_timeout)
+
+
+def _demo(stack: Stack, timeout_s: float) -> None:
+    from shared.settings import get_common_settings
+    from tandem.stack.demo import DEMO_QUESTION, run_demo
+
+    console.print(f"\n[bold]demo job[/]: {DEMO_QUESTION}")
+    result = run_demo(stack.api_url, get_common_settings().admin_api_key, timeout_s)
+    job = result.job
+    truncation = job.get("truncation") or {}
+    console.print(f"job          {result.url}  ({job['status']})")
+    console.print(f"answer       {job.get('answer')}")
+    console.print(
+        f"truncation   level {truncation.get('level')}, "
+        f"{truncation.get('tokens')} coordinator tokens, reason {truncation.get('reason')}"
+    )
+    console.print(f"cost         ${job.get('cost')}")
+    console.print(f"audit trail  tandem audit job {job['id']}")
+    if job["status"] != "succeeded":
         raise typer.Exit(1)
 
 

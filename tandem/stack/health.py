@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import httpx
 from celery import Celery
 
-from shared.tasks import HEALTH_TASKS, Queue
+from shared.tasks import Queue
+from tandem.commands.health import check_queue
+from tandem.commands.workers import Service
 from tandem.stack.infra import InfraConfig, postgres_ready, redis_ready
 from tandem.stack.processes import pid_alive
 
@@ -21,13 +23,11 @@ class PartHealth:
 
 def probe_worker(app: Celery, queue: Queue, timeout_s: float) -> tuple[bool, str]:
     """Round-trip the service's health task through Redis: proves a consumer is on the queue."""
-    result = app.send_task(HEALTH_TASKS[queue].value, queue=queue.value, expires=timeout_s)
     try:
-        answer = result.get(timeout=timeout_s)
+        outcome = check_queue(app, Service(queue.value), timeout_s)
     except Exception as exc:  # any failure (timeout, broker down) means unhealthy
-        result.forget()
         return False, f"no answer on queue {queue.value!r}: {type(exc).__name__}"
-    return True, f"answered by {answer.get('hostname', '?')}"
+    return bool(outcome["healthy"]), f"answered by {outcome['answer'].get('hostname', '?')}"
 
 
 def probe_http(url: str, timeout_s: float) -> tuple[bool, str]:

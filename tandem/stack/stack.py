@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from celery import Celery
 
 from shared.celery_base import producer_app
 from shared.settings import WorkerSettings
@@ -61,13 +64,60 @@ class Stack:
     def api_url(self) -> str:
         return self.url(self.settings.api_port)
 
+    def engine_models(self) -> dict[str, str]:
+        """Model of each role's local engine: the bundled small models, or the simulator."""
+        if self.settings.engines == "sim":
+            return {"coordinator": "sim-coordinator", "executor": "sim-executor"}
+        return {"coordinator": "gemma3-270m", "executor": "smollm2-135m"}
+
+    def engine_ports(self) -> dict[str, int]:
+        return {
+            "coordinator": self.settings.coordinator_engine_port,
+            "executor": self.settings.executor_engine_port,
+        }
+
     def environment(self) -> dict[str, str]:
         """What every service process is told about where things are."""
-        return {
+        env = {
             "TANDEM_DATABASE_URL": self.infra.database_url(),
             "TANDEM_REDIS_URL": self.infra.redis_url(),
             "TANDEM_LOG_JSON": "true",
         }
+        for role, model in self.engine_models().items():
+            prefix = f"TANDEM_{role.upper()}_ENGINE_"
+            env[prefix + "URL"] = self.url(self.engine_ports()[role])
+            env[prefix + "MODEL_ID"] = model
+        return env
+
+    def engine_specs(self) -> list[ProcessSpec]:
+        return [
+            ProcessSpec(
+                name=f"engine-{role}",
+                argv=tandem_argv(
+                    "engine",
+                    "serve",
+                    "--backend",
+                    self.settings.engines,
+                    "--model",
+                    model,
+                    "--host",
+                    self.settings.host,
+                    "--port",
+                    str(self.engine_ports()[role]),
+                ),
+                health=f"http:{self.url(self.engine_ports()[role])}/health",
+            )
+            for role, model in self.engine_models().items()
+        ]
+
+    def api_spec(self) -> ProcessSpec:
+        return ProcessSpec(
+            name="api",
+            argv=tandem_argv(
+                "api", "serve", "--host", self.settings.host, "--port", str(self.settings.api_port)
+            ),
+            health=f"http:{self.api_url}/healthz",
+        )
 
     def worker_specs(self) -> list[ProcessSpec]:
         specs = [
@@ -87,11 +137,20 @@ class Stack:
         )
         return specs
 
-    def specs(self) -> list[ProcessSpec]:
-        return self.worker_specs()
+    def specs(self) -> list[list[ProcessSpec]]:
+        """Start order: engines first (workers check their model at start), then the rest."""
+        return [self.engine_specs(), [*self.worker_specs(), self.api_spec()]]
 
-    def producer(self):  # type: ignore[no-untyped-def]
+    def producer(self) -> Celery:
         return producer_app(WorkerSettings(redis_url=self.infra.redis_url()))
+
+    def urls(self) -> dict[str, str]:
+        return {
+            "API": self.api_url,
+            "API reference (OpenAPI)": f"{self.api_url}/docs",
+            "API metrics": f"{self.api_url}/metrics",
+            **{f"{role} engine": self.url(port) for role, port in self.engine_ports().items()},
+        }
 
     # -- up ---------------------------------------------------------------------------------
 
@@ -110,17 +169,23 @@ class Stack:
         )
         report("migrations applied (tandem db upgrade)")
 
-        for spec in self.specs():
-            running = state.processes.get(spec.name)
-            if running and pid_alive(int(str(running["pid"]))):
-                continue
-            state.processes[spec.name] = start_process(spec, self.infra.logs, self.environment())
-            state.save(self.state_path)
-        return self.wait_healthy(report)
+        parts: list[PartHealth] = []
+        for phase in self.specs():
+            for spec in phase:
+                running = state.processes.get(spec.name)
+                if running and pid_alive(int(str(running["pid"]))):
+                    continue
+                report(f"starting {spec.name}")
+                state.processes[spec.name] = start_process(
+                    spec, self.infra.logs, self.environment()
+                )
+                state.save(self.state_path)
+            parts = self.wait_healthy(report)
+            if not all(part.healthy for part in parts):
+                break
+        return parts
 
     def _env(self) -> dict[str, str]:
-        import os
-
         return {**os.environ, **self.environment()}
 
     def wait_healthy(self, report: Report) -> list[PartHealth]:

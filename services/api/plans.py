@@ -1,0 +1,104 @@
+"""From a request to an admitted plan: the policy's plan, its worst case, and how it shrinks.
+
+Shrinking keeps the policy and drops the highest levels first (the coordinator's insights are
+the expensive part), then halves the answer budget down to the configured minimum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from itertools import pairwise
+
+from services.api.settings import ApiSettings
+from shared.costs import Plan, Profiles, worst_case_cost
+from shared.db.models import Domain, Policy, Role
+from shared.errors import ValidationFailed
+from shared.prompts import PROMPT_VERSION, template_overhead_tokens
+
+
+@dataclass(frozen=True)
+class Template:
+    version: str
+    overhead_tokens: int
+
+
+def load_profiles() -> Profiles:
+    """The coordinator and executor models as the engines are configured (no model client)."""
+    from shared.engines.config import engine_config
+
+    return Profiles(
+        coordinator=engine_config(Role.COORDINATOR).profile,
+        executor=engine_config(Role.EXECUTOR).profile,
+    )
+
+
+def template_for(domain: Domain) -> Template:
+    """The prompt templates' version and their overhead bound for ``domain``."""
+    return Template(PROMPT_VERSION, template_overhead_tokens(domain))
+
+
+def schedule(settings: ApiSettings, domain: Domain, requested: list[int] | None) -> tuple[int, ...]:
+    """The job's levels: its own, else its domain's, else the default schedule."""
+    if requested is None:
+        return tuple(settings.domain_levels.get(domain.value, settings.levels))
+    if not requested or requested[0] != 0:
+        raise ValidationFailed("levels must start with 0 (the executor alone)", field="levels")
+    if any(b <= a for a, b in pairwise(requested)):
+        raise ValidationFailed("levels must be strictly increasing", field="levels")
+    if requested[-1] > settings.max_insight_tokens:
+        raise ValidationFailed(
+            f"levels may not exceed {settings.max_insight_tokens} insight tokens", field="levels"
+        )
+    return tuple(requested)
+
+
+def requested_plan(
+    settings: ApiSettings,
+    domain: Domain,
+    policy: Policy,
+    level: int | None,
+    max_levels: int | None,
+    max_answer_tokens: int | None,
+    levels_requested: list[int] | None = None,
+) -> Plan:
+    levels = schedule(settings, domain, levels_requested)
+    top = len(levels) - 1
+    if policy is Policy.FIXED_LEVEL:
+        if level is None:
+            raise ValidationFailed("policy fixed_level needs a level", field="level")
+        if not 0 <= level <= top:
+            raise ValidationFailed(f"level must be between 0 and {top}", field="level")
+    elif level is not None:
+        raise ValidationFailed("level is only allowed with policy fixed_level", field="level")
+    if max_levels is not None:
+        if not 0 <= max_levels <= top:
+            raise ValidationFailed(f"max_levels must be between 0 and {top}", field="max_levels")
+        levels = levels[: max_levels + 1]
+    answer = max_answer_tokens or settings.max_answer_tokens
+    if not settings.min_answer_tokens <= answer <= settings.max_answer_tokens:
+        raise ValidationFailed(
+            f"max_answer_tokens must be between {settings.min_answer_tokens} and "
+            f"{settings.max_answer_tokens}",
+            field="max_answer_tokens",
+        )
+    return Plan(policy=policy, levels=levels, max_answer_tokens=answer, fixed_level=level)
+
+
+def shrunk_plans(plan: Plan, min_answer_tokens: int) -> Iterator[Plan]:
+    """Ever cheaper variants of ``plan``, the plan itself first."""
+    yield plan
+    current = plan
+    if plan.policy is Policy.TANDEM:
+        while len(current.levels) > 1:
+            current = replace(current, levels=current.levels[:-1])
+            yield current
+    answer = current.max_answer_tokens
+    while answer > min_answer_tokens:
+        answer = max(answer // 2, min_answer_tokens)
+        yield replace(current, max_answer_tokens=answer)
+
+
+def cost_of(plan: Plan, profiles: Profiles, question: str, template: Template) -> Decimal:
+    return worst_case_cost(plan, profiles, question, template.overhead_tokens)

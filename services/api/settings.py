@@ -1,0 +1,66 @@
+"""Settings of the job API."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+
+from pydantic import Field
+
+from shared.settings import WorkerSettings
+
+
+class ApiSettings(WorkerSettings):
+    """The API only produces Celery messages, but it sends them with the worker knobs (expiry)."""
+
+    max_question_chars: int = Field(
+        16_000, description="Longest question accepted by POST /v1/jobs (longer: 413)."
+    )
+    max_request_bytes: int = Field(
+        1_048_576, description="Largest request body the API reads (larger: 413)."
+    )
+    max_metadata_bytes: int = Field(
+        8_192, description="Largest JSON-encoded job metadata accepted."
+    )
+    levels: list[int] = Field(
+        [0, 100, 500, 1000],
+        description="Cumulative insight-token budget of each truncation level (level 0 = none).",
+    )
+    domain_levels: dict[str, list[int]] = Field(
+        {},
+        description='Per-domain level schedules overriding `levels`, as JSON: {"code": [0, 200]}.',
+    )
+    max_insight_tokens: int = Field(
+        4096, description="Largest cumulative insight budget a job's own `levels` may ask for."
+    )
+    max_answer_tokens: int = Field(
+        512, description="Default and maximum answer tokens of the executor (or LLM baseline)."
+    )
+    min_answer_tokens: int = Field(
+        32, description="Shortest answer budget a plan may be shrunk to before a 402."
+    )
+    max_cost_limit: Decimal = Field(
+        Decimal(10_000), description="Largest per-request max_cost accepted (larger: 422)."
+    )
+    concurrency_retry_after_s: int = Field(
+        5, description="Retry-After sent when a tenant is at its concurrent-jobs limit."
+    )
+    chat_wait_s: float = Field(
+        300.0, description="How long POST /v1/chat/completions waits for its job."
+    )
+    poll_interval_s: float = Field(
+        0.25, description="How often the chat front door and SSE poll a job's progress."
+    )
+    readiness_timeout_s: float = Field(
+        1.0, description="Timeout of the Celery inspect call behind /readyz."
+    )
+    readiness_cache_s: float = Field(
+        5.0, description="How long /readyz reuses its last queue-consumer check."
+    )
+    default_page_size: int = Field(20, description="Jobs per page of GET /v1/jobs by default.")
+    max_page_size: int = Field(100, description="Most jobs per page of GET /v1/jobs.")
+
+
+@lru_cache
+def get_api_settings() -> ApiSettings:
+    return ApiSettings()

@@ -1,0 +1,1 @@
+"""Backends of the local engine: ``gguf`` (real models, torch) and ``sim`` (test double)."""

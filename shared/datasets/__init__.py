@@ -1,0 +1,22 @@
+"""Task generators and graders shared by the classifier pipeline and the lab model pair.
+
+Every record has the same shape (:class:`TaskRecord`); splits are fixed by a hash of the question
+so no question is ever in two splits.
+"""
+
+from shared.datasets.graders import GRADERS, extract_answer, grade
+from shared.datasets.records import Split, TaskRecord, read_jsonl, split_of, write_jsonl
+from shared.datasets.registry import GENERATORS, generate
+
+__all__ = [
+    "GENERATORS",
+    "GRADERS",
+    "Split",
+    "TaskRecord",
+    "extract_answer",
+    "generate",
+    "grade",
+    "read_jsonl",
+    "split_of",
+    "write_jsonl",
+]

@@ -1,0 +1,110 @@
+"""The uniform task record and the split rule every generator shares.
+
+Splits are decided by hashing the canonical question, not by position in a stream: a question
+belongs to exactly one split whatever seed or size produced it, so train, validation and test can
+never share a question.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class Split(StrEnum):
+    TRAIN = "train"
+    VALIDATION = "validation"
+    TEST = "test"
+
+
+# Share of the hash space (per mille) given to each split, in order.
+SPLIT_BOUNDS: tuple[tuple[Split, int], ...] = (
+    (Split.TRAIN, 800),
+    (Split.VALIDATION, 900),
+    (Split.TEST, 1000),
+)
+
+_SPACES = re.compile(r"\s+")
+
+
+def canonical_question(question: str) -> str:
+    """The form of a question that decides its split: case and spacing do not matter."""
+    return _SPACES.sub(" ", question.strip().lower())
+
+
+def question_digest(question: str) -> str:
+    return hashlib.sha256(canonical_question(question).encode("utf-8")).hexdigest()
+
+
+def split_of(question: str) -> Split:
+    bucket = int(question_digest(question)[:8], 16) % 1000
+    for split, upper in SPLIT_BOUNDS:
+        if bucket < upper:
+            return split
+    raise AssertionError("split bounds must cover 0..999")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One question with everything needed to train on it and to grade an answer to it.
+
+    ``reference`` is the exact final answer as text; ``solution`` a worked solution ending in
+    ``Answer: <reference>``; ``insights`` the coordinator-style Goal / Plan / Retrieval / Action
+    text; ``grader`` names the function in :mod:`shared.datasets.graders` that compares answers.
+    """
+
+    id: str
+    domain: str
+    split: Split
+    question: str
+    reference: str
+    solution: str
+    insights: str
+    grader: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["split"] = self.split.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskRecord:
+        return cls(
+            id=str(data["id"]),
+            domain=str(data["domain"]),
+            split=Split(data["split"]),
+            question=str(data["question"]),
+            reference=str(data["reference"]),
+            solution=str(data.get("solution", "")),
+            insights=str(data.get("insights", "")),
+            grader=str(data["grader"]),
+            meta=dict(data.get("meta", {})),
+        )
+
+
+def record_id(domain: str, question: str) -> str:
+    return f"{domain}-{question_digest(question)[:12]}"
+
+
+def write_jsonl(path: Path, records: Iterable[TaskRecord]) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record.to_dict(), sort_keys=True) + "\n")
+            count += 1
+    return count
+
+
+def read_jsonl(path: Path) -> Iterator[TaskRecord]:
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield TaskRecord.from_dict(json.loads(line))

@@ -1,0 +1,131 @@
+"""Running one pipeline step inside a Celery task: bounded retries, then a failed job.
+
+Transient engine errors are re-raised for the task's autoretry (jittered backoff) until the
+last allowed attempt; then, like any other error, the job is recorded as failed with its reason
+and accounting is asked to settle its reservation. Next tasks are published only here, after
+the step's transaction has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar
+
+from celery import Celery, Task, signals
+
+from shared.db.models import Role
+from shared.engines import check_engine, make_client
+from shared.engines.base import EngineClient
+from shared.engines.config import EngineConfig, engine_config
+from shared.errors import ConfigurationError, NotFoundError, TandemError, TransientError
+from shared.jobs.flow import NextTask, publish
+from shared.jobs.service import fail_job
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RETRYABLE = (TransientError, ConnectionError, TimeoutError)
+
+
+def run_step(
+    task: Task, app: Celery, job_id: str, step: Callable[[], list[NextTask]]
+) -> dict[str, Any]:
+    try:
+        following = step()
+    except RETRYABLE as error:
+        if task.request.retries < (task.max_retries or 0):
+            raise
+        following = fail_job(job_id, "retries_exhausted", f"{type(error).__name__}: {error}")
+    except NotFoundError:
+        log.warning("job %s no longer exists; dropping %s", job_id, task.name)
+        return {"job_id": job_id, "next": []}
+    except TandemError as error:
+        following = fail_job(job_id, error.code, error.message)
+    except Exception as error:  # a bug must not leave the job running with its money held
+        log.exception("step %s of job %s crashed", task.name, job_id)
+        following = fail_job(job_id, "internal_error", f"{type(error).__name__}: {error}")
+    publish(app, following)
+    return {"job_id": job_id, "next": [t.name.value for t in following]}
+
+
+class _EngineLoop:
+    """One event loop per worker process, on a daemon thread, holding the engine clients.
+
+    Tasks are synchronous; building an async client per call costs more than a short engine
+    call itself (connection pool, session). The loop and its clients are made lazily in the
+    process that uses them, so prefork children never share their parent's.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
+        self._clients: dict[str, EngineClient] = {}
+
+    def _ensure(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="engine-loop", daemon=True).start()
+                self._loop, self._pid, self._clients = loop, os.getpid(), {}
+            return self._loop
+
+    def run(self, config: EngineConfig, call: Callable[[EngineClient], Awaitable[T]]) -> T:
+        loop = self._ensure()
+        key = repr(config)  # settings are re-read per call: a changed config gets a new client
+
+        async def go() -> T:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = make_client(config)
+            return await call(client)
+
+        return asyncio.run_coroutine_threadsafe(go(), loop).result()
+
+
+_engines = _EngineLoop()
+
+
+def call_engine(role: Role, call: Callable[[EngineClient], Awaitable[T]]) -> tuple[T, EngineConfig]:
+    """One engine call through the process's long-lived client for ``role``'s engine."""
+    config = engine_config(role)
+    return _engines.run(config, call), config
+
+
+EX_CONFIG = 78  # sysexits.h: configuration error
+
+
+def check_engines_at_start(roles: tuple[Role, ...]) -> None:
+    """Compare each role's engine with its configured model before the worker takes tasks.
+
+    Costs, FLOPs and features are tied to the configured model, so a mismatch stops the worker
+    (exit 78). An engine that is not reachable yet is only logged: it may still be starting,
+    and the tasks' own retries cover it.
+    """
+    for role in roles:
+        config = engine_config(role)
+        try:
+            _engines.run(config, partial(check_engine, check_model=config.check_model))
+        except ConfigurationError:
+            log.critical(
+                "refusing to start: %s does not serve the configured model",
+                role.value,
+                exc_info=True,
+            )
+            os._exit(EX_CONFIG)
+        except RETRYABLE as error:
+            log.warning("%s engine not reachable at start: %s", role.value, error)
+
+
+def check_engines_when_ready(app: Celery, roles: tuple[Role, ...]) -> None:
+    """Run :func:`check_engines_at_start` in ``app``'s worker once it has started."""
+
+    @signals.worker_init.connect(weak=False)
+    def _check(sender: Any = None, **_: Any) -> None:
+        if sender is not None and getattr(sender, "app", None) is app:
+            check_engines_at_start(roles)

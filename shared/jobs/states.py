@@ -1,0 +1,70 @@
+"""The job state machine (DESIGN.md §2): allowed transitions, each one an event row.
+
+``queued → coordinating(t) ⇄ scoring(t) → executing → settling → succeeded``, with
+``failed``/``cancelled`` reachable from every live state. ``coordinating → coordinating`` is the
+fixed_level policy extending level after level without scoring; ``coordinating → executing`` is
+its last extension.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from shared.db.models import Job, JobEvent, JobStatus
+from shared.errors import TandemError
+
+S = JobStatus
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    S.QUEUED: frozenset(
+        {S.COORDINATING, S.SCORING, S.EXECUTING, S.FAILED, S.CANCELLED, S.REJECTED}
+    ),
+    S.COORDINATING: frozenset({S.COORDINATING, S.SCORING, S.EXECUTING, S.FAILED, S.CANCELLED}),
+    S.SCORING: frozenset({S.COORDINATING, S.EXECUTING, S.FAILED, S.CANCELLED}),
+    S.EXECUTING: frozenset({S.SETTLING, S.FAILED, S.CANCELLED}),
+    S.SETTLING: frozenset({S.SUCCEEDED, S.FAILED}),
+    S.SUCCEEDED: frozenset(),
+    S.FAILED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.REJECTED: frozenset(),
+}
+
+
+class InvalidTransition(TandemError):
+    code = "invalid_transition"
+    http_status = 409
+
+
+def can_transition(current: JobStatus | str, to: JobStatus | str) -> bool:
+    return JobStatus(to) in TRANSITIONS[JobStatus(current)]
+
+
+def add_event(
+    session: Session, job: Job, kind: str, *, level: int | None = None, **data: Any
+) -> None:
+    session.add(JobEvent(job_id=job.id, kind=kind, status=job.status, level=level, data=data))
+
+
+def transition(
+    session: Session, job: Job, to: JobStatus, *, level: int | None = None, **data: Any
+) -> None:
+    """Move ``job`` to ``to`` (the caller holds its row lock) and append the event row."""
+    current = JobStatus(job.status)
+    if not can_transition(current, to):
+        raise InvalidTransition(
+            f"job {job.id} cannot go from {current.value} to {to.value}",
+            job_id=str(job.id),
+            current=current.value,
+            to=to.value,
+        )
+    job.status = to.value
+    session.add(
+        JobEvent(
+            job_id=job.id,
+            kind="status",
+            status=to.value,
+            level=level,
+            data={"from": current.value, **data},
+        )
+    )

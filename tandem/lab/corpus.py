@@ -1,0 +1,167 @@
+"""Training corpora of the two roles, built from generated task records.
+
+- Coordinator: each question twice: insights then solution (loss on both, so it learns to write
+  insights and the end marker), and solution with no insights (how it answers alone).
+- Executor: each question with no insights, with all of them, and with ``random_prefixes``
+  random token-prefix lengths in between, so across the corpus every prefix length occurs. A
+  prefix is cut in tokens and decoded, exactly as insights written by the coordinator are cut
+  at a token budget at inference.
+
+The loss never covers the prompt: a model is only taught what it must write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shared.datasets import Split, TaskRecord, generate, read_jsonl, write_jsonl
+from tandem.lab.configs import DOMAINS, TEST_QUESTIONS, VALIDATION_QUESTIONS, Role
+from tandem.lab.prompts import (
+    INSIGHT_END,
+    executor_prompt,
+    insight_prompt,
+    insights_text,
+    solution_text,
+)
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+IGNORE = -100
+TOKENIZER_DIR = "tokenizer"
+
+
+@dataclass(frozen=True)
+class Example:
+    input_ids: list[int]
+    labels: list[int]
+
+
+def _pair(tokenizer: PreTrainedTokenizerBase, prompt: str, completion: str) -> Example:
+    prompt_ids = tokenizer(prompt)["input_ids"]
+    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    return Example(prompt_ids + completion_ids, [IGNORE] * len(prompt_ids) + completion_ids)
+
+
+def insight_ids(tokenizer: PreTrainedTokenizerBase, insights: str) -> list[int]:
+    return list(tokenizer(insights_text(insights), add_special_tokens=False)["input_ids"])
+
+
+def truncate_ids(tokenizer: PreTrainedTokenizerBase, ids: Sequence[int], budget: int | None) -> str:
+    """The insight text made of the first ``budget`` tokens (all of them for None)."""
+    kept = list(ids) if budget is None else list(ids[:budget])
+    return str(tokenizer.decode(kept, skip_special_tokens=True)).strip()
+
+
+def coordinator_examples(
+    tokenizer: PreTrainedTokenizerBase, records: Iterable[TaskRecord]
+) -> list[Example]:
+    examples = []
+    for record in records:
+        insights = f"{insights_text(record.insights)}{INSIGHT_END}\nS:"
+        completion = insights + solution_text(record.solution)
+        examples.append(_pair(tokenizer, insight_prompt(record.question), completion))
+        examples.append(
+            _pair(tokenizer, executor_prompt(record.question), solution_text(record.solution))
+        )
+    return examples
+
+
+def executor_examples(
+    tokenizer: PreTrainedTokenizerBase,
+    records: Iterable[TaskRecord],
+    random_prefixes: int,
+    seed: int,
+) -> list[Example]:
+    rng = random.Random(seed)
+    examples = []
+    for record in records:
+        ids = insight_ids(tokenizer, record.insights)
+        budgets: list[int | None] = [0, None]
+        budgets += [rng.randint(1, max(1, len(ids) - 1)) for _ in range(random_prefixes)]
+        for budget in budgets:
+            prefix = truncate_ids(tokenizer, ids, budget)
+            examples.append(
+                _pair(
+                    tokenizer,
+                    executor_prompt(record.question, prefix),
+                    solution_text(record.solution),
+                )
+            )
+    return examples
+
+
+def role_examples(
+    role: Role,
+    tokenizer: PreTrainedTokenizerBase,
+    records: Iterable[TaskRecord],
+    random_prefixes: int,
+    seed: int,
+) -> list[Example]:
+    if role is Role.COORDINATOR:
+        return coordinator_examples(tokenizer, records)
+    return executor_examples(tokenizer, records, random_prefixes, seed)
+
+
+def corpus_digest(examples: Iterable[Example]) -> str:
+    """sha256 over the exact token ids and loss masks a model is trained on."""
+    digest = hashlib.sha256()
+    for example in examples:
+        digest.update(json.dumps([example.input_ids, example.labels]).encode())
+    return digest.hexdigest()
+
+
+# --- the data directory ---------------------------------------------------------------------
+
+
+def split_path(data_dir: Path, domain: str, split: Split) -> Path:
+    return data_dir / f"{domain}-{split.value}.jsonl"
+
+
+def write_data(
+    data_dir: Path, train_questions: int, seed: int, vocab_size: int = 1024
+) -> dict[str, object]:
+    """Write every split of every domain and the shared tokenizer; return a summary."""
+    from tandem.lab.tokenizer import build_tokenizer
+
+    counts = {
+        Split.TRAIN: train_questions,
+        Split.VALIDATION: VALIDATION_QUESTIONS,
+        Split.TEST: TEST_QUESTIONS,
+    }
+    summary: dict[str, object] = {"seed": seed, "files": {}}
+    files: dict[str, dict[str, object]] = {}
+    train_texts: list[str] = []
+    for domain in DOMAINS:
+        for split, count in counts.items():
+            records = generate(domain, split, count, seed=seed)
+            path = split_path(data_dir, domain, split)
+            write_jsonl(path, records)
+            files[path.name] = {
+                "records": count,
+                "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            }
+            if split is Split.TRAIN:
+                train_texts += [
+                    executor_prompt(r.question, r.insights) + solution_text(r.solution)
+                    for r in records
+                ]
+    tokenizer = build_tokenizer(train_texts, vocab_size=vocab_size)
+    tokenizer.save_pretrained(str(data_dir / TOKENIZER_DIR))
+    summary["files"] = files
+    summary["vocab_size"] = len(tokenizer)
+    (data_dir / "data.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary
+
+
+def load_split(
+    data_dir: Path, domain: str, split: Split, limit: int | None = None
+) -> list[TaskRecord]:
+    records = list(read_jsonl(split_path(data_dir, domain, split)))
+    return records if limit is None else records[:limit]

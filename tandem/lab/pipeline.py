@@ -1,0 +1,145 @@
+"""Train one role end to end: data → examples → model → weights, chart and manifest."""
+
+from __future__ import annotations
+
+import json
+import platform
+import random
+from pathlib import Path
+from typing import Any
+
+from shared.datasets import Split
+from shared.errors import ConfigurationError
+from tandem.lab.configs import ARCHITECTURES, DOMAINS, Role, TrainPlan
+from tandem.lab.corpus import TOKENIZER_DIR, corpus_digest, load_split, role_examples
+from tandem.lab.prompts import PROMPT_VERSION
+from tandem.lab.training import save_loss_curve, train
+
+MANIFEST = "manifest.json"
+LOSS_CHART = "loss_curve.png"
+
+
+def _records(data_dir: Path, split: Split, count: int) -> list[Any]:
+    records = []
+    for domain in DOMAINS:
+        found = load_split(data_dir, domain, split, limit=count)
+        if len(found) < count:
+            raise ConfigurationError(
+                f"{data_dir} has {len(found)} {domain} {split} questions, {count} needed; "
+                "run `tandem lab data` (with a larger --train-questions if needed)",
+                field="data_dir",
+            )
+        records += found
+    return records
+
+
+def train_role(
+    role: Role,
+    data_dir: Path,
+    out_dir: Path,
+    plan: TrainPlan,
+    *,
+    threads: int = 1,
+    progress: bool = True,
+    architecture_overrides: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    import dataclasses
+
+    import torch
+    import transformers
+    from transformers import AutoTokenizer, GenerationConfig, LlamaForCausalLM
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(plan.seed)
+    random.seed(plan.seed)
+    tokenizer_dir = data_dir / TOKENIZER_DIR
+    if not tokenizer_dir.exists():
+        raise ConfigurationError(
+            f"no tokenizer in {tokenizer_dir}; run `tandem lab data` first", field="data_dir"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    train_examples = role_examples(
+        role,
+        tokenizer,
+        _records(data_dir, Split.TRAIN, plan.questions),
+        plan.random_prefixes,
+        plan.seed,
+    )
+    validation_examples = role_examples(
+        role,
+        tokenizer,
+        _records(data_dir, Split.VALIDATION, plan.validation_questions),
+        plan.random_prefixes,
+        plan.seed + 1,
+    )
+    architecture = dataclasses.replace(ARCHITECTURES[role], **(architecture_overrides or {}))
+    config = architecture.llama_config(
+        len(tokenizer),
+        int(tokenizer.bos_token_id),
+        int(tokenizer.eos_token_id),
+        int(tokenizer.pad_token_id),
+    )
+    model = LlamaForCausalLM(config)
+    parameters = sum(p.numel() for p in model.parameters())
+    result = train(
+        model,
+        train_examples,
+        validation_examples,
+        plan,
+        pad_id=int(tokenizer.pad_token_id),
+        progress=progress,
+    )
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.generation_config = GenerationConfig(
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+        do_sample=False,
+    )
+    # bfloat16 storage halves the committed files; loaders upcast or run it as they choose.
+    model.bfloat16().save_pretrained(str(out_dir), safe_serialization=True)
+    tokenizer.save_pretrained(str(out_dir))
+    save_loss_curve(result, out_dir / LOSS_CHART, f"lab {role.value} ({parameters / 1e6:.2f} M)")
+    data_info = json.loads((data_dir / "data.json").read_text())
+    manifest: dict[str, Any] = {
+        "role": role.value,
+        "prompt_version": PROMPT_VERSION,
+        "seed": plan.seed,
+        "parameters": parameters,
+        "architecture": dataclasses.asdict(architecture),
+        "plan": plan.to_dict(),
+        "data": {
+            "domains": list(DOMAINS),
+            "generator_seed": data_info["seed"],
+            "train_questions_per_domain": plan.questions,
+            "examples": len(train_examples),
+            "example_tokens": sum(len(e.input_ids) for e in train_examples),
+            "corpus_sha256": corpus_digest(train_examples),
+            "files": data_info["files"],
+        },
+        "training": {
+            **result.to_dict(),
+            "threads": threads,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "machine": platform.machine(),
+        },
+        "accuracy": None,
+        "commands": [
+            "tandem lab data",
+            f"tandem lab train --role {role.value}",
+            "tandem lab eval",
+        ],
+    }
+    write_manifest(out_dir, manifest)
+    return manifest
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((model_dir / MANIFEST).read_text())
+    return data
+
+
+def write_manifest(model_dir: Path, manifest: dict[str, Any]) -> None:
+    (model_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -1,0 +1,80 @@
+"""The demo job that ``tandem stack up --demo`` pushes through the running system.
+
+It uses the public HTTP API only, as a new user would: the admin key makes a ``demo`` tenant
+with a small monthly cap and a fresh API key, the key submits a math question, and the job is
+followed until it ends. What comes back (answer, truncation point, cost) is read from the API.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+DEMO_TENANT = "demo"
+DEMO_CAP_USD = "5"
+DEMO_QUESTION = (
+    "A baker makes 12 loaves in the morning and 9 in the afternoon. She sells 15 of them. "
+    "How many loaves are left?"
+)
+TERMINAL = {"succeeded", "failed", "cancelled", "rejected"}
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    job: dict[str, Any]
+    url: str
+
+
+def _check(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code >= 400:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url}: "
+            f"HTTP {response.status_code} {response.text}"
+        )
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def demo_key(client: httpx.Client, admin_key: str) -> str:
+    """A fresh key of the demo tenant (keys are shown once, so each run makes one)."""
+    admin = {"X-Admin-Key": admin_key}
+    tenants = client.get("/v1/admin/tenants", headers=admin)
+    found = [t for t in tenants.json() if t["name"] == DEMO_TENANT] if tenants.is_success else []
+    if found:
+        tenant_id = found[0]["id"]
+    else:
+        created = _check(
+            client.post(
+                "/v1/admin/tenants",
+                headers=admin,
+                json={"name": DEMO_TENANT, "budget_cap": DEMO_CAP_USD},
+            )
+        )
+        tenant_id = created["id"]
+    key = _check(
+        client.post(
+            f"/v1/admin/tenants/{tenant_id}/keys", headers=admin, json={"name": "stack-up demo"}
+        )
+    )
+    return str(key["key"])
+
+
+def run_demo(api_url: str, admin_key: str, timeout_s: float) -> DemoResult:
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        key = demo_key(client, admin_key)
+        auth = {"Authorization": f"Bearer {key}"}
+        accepted = _check(
+            client.post(
+                "/v1/jobs", headers=auth, json={"question": DEMO_QUESTION, "domain": "math"}
+            )
+        )
+        url = f"/v1/jobs/{accepted['id']}"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            job = _check(client.get(url, headers=auth))
+            if job["status"] in TERMINAL or time.monotonic() > deadline:
+                return DemoResult(job=job, url=f"{api_url}{url}")
+            time.sleep(1.0)

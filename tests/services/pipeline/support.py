@@ -1,0 +1,188 @@
+"""Helpers of the pipeline's end-to-end tests and benchmark: sim engines, tenants, jobs.
+
+Jobs are admitted the way the API admits them (worst-case reservation with
+:func:`shared.budgets.reserve` in the same transaction as the job row), then started with
+:func:`shared.jobs.start_job` after the commit.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+from celery import Celery
+
+from shared.budgets import record_reserve, reserve
+from shared.costs import Plan, Profiles, worst_case_cost
+from shared.db.models import Domain, Job, Policy, Role
+from shared.db.session import unit_of_work
+from shared.engines.config import engine_config
+from shared.jobs import start_job
+from shared.prompts import PROMPT_VERSION, template_overhead_tokens
+from shared.tenants.service import create_tenant
+
+LEVELS = (0, 100, 500, 1000)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LocalEngines:
+    coordinator_url: str
+    executor_url: str
+    coordinator_model: str
+    executor_model: str
+
+    def env(self) -> dict[str, str]:
+        """What workers need to reach these engines."""
+        return {
+            "TANDEM_COORDINATOR_ENGINE_URL": self.coordinator_url,
+            "TANDEM_COORDINATOR_ENGINE_MODEL_ID": self.coordinator_model,
+            "TANDEM_EXECUTOR_ENGINE_URL": self.executor_url,
+            "TANDEM_EXECUTOR_ENGINE_MODEL_ID": self.executor_model,
+        }
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"engine at {url} exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"engine at {url} not healthy")
+
+
+@contextmanager
+def local_engines(
+    logs: Path,
+    *,
+    backend: str = "sim",
+    coordinator: str = "sim-coordinator",
+    executor: str = "sim-executor",
+    start_timeout_s: float = 60.0,
+    sim: dict[str, str] | None = None,
+) -> Iterator[LocalEngines]:
+    """Two real ``tandem engine serve`` servers; ``sim`` sets TANDEM_ENGINE_SIM_* knobs."""
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "TANDEM_ENGINE_SIM_TOKENS_PER_S": "0"}
+    env.update({f"TANDEM_ENGINE_SIM_{k.upper()}": v for k, v in (sim or {}).items()})
+    urls, processes = [], []
+    try:
+        for model in (coordinator, executor):
+            port = free_port()
+            log = (logs / f"engine-{model}.log").open("wb")
+            command = [sys.executable, "-m", "tandem", "engine", "serve", "--backend", backend]
+            command += ["--model", model, "--host", "127.0.0.1", "--port", str(port)]
+            process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+            processes.append(process)
+            urls.append(f"http://127.0.0.1:{port}")
+        for url, process in zip(urls, processes, strict=True):
+            _wait_healthy(url, process, start_timeout_s)
+        yield LocalEngines(urls[0], urls[1], coordinator, executor)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@contextmanager
+def sim_engines(logs: Path, **sim: str) -> Iterator[LocalEngines]:
+    """The simulator pair at zero latency unless ``sim`` says otherwise."""
+    with local_engines(logs, sim=sim) as engines:
+        yield engines
+
+
+def sim_profiles() -> Profiles:
+    return Profiles(
+        coordinator=engine_config(Role.COORDINATOR).profile,
+        executor=engine_config(Role.EXECUTOR).profile,
+    )
+
+
+def make_tenant(cap: Decimal = Decimal("1000")) -> uuid.UUID:
+    with unit_of_work() as session:
+        tenant = create_tenant(session, f"pipeline-{uuid.uuid4().hex[:10]}", budget_cap=cap)
+        return tenant.id
+
+
+def submit(
+    app: Celery,
+    tenant_id: uuid.UUID,
+    question: str,
+    *,
+    policy: Policy = Policy.TANDEM,
+    levels: tuple[int, ...] = LEVELS,
+    fixed_level: int | None = None,
+    max_answer_tokens: int = 128,
+    domain: Domain = Domain.MATH,
+    start: bool = True,
+    webhook_url: str | None = None,
+) -> uuid.UUID:
+    """Admit a job with its worst-case reservation, commit, then publish its first task."""
+    from shared.db.models import Tenant
+
+    plan = Plan(policy, levels, max_answer_tokens, fixed_level)
+    amount = worst_case_cost(plan, sim_profiles(), question, template_overhead_tokens(domain))
+    with unit_of_work() as session:
+        tenant = session.get(Tenant, tenant_id)
+        assert tenant is not None
+        reservation = reserve(session, tenant, amount)
+        job = Job(
+            id=uuid.uuid4(),
+            tenant_id=tenant.id,
+            domain=domain.value,
+            policy=policy.value,
+            question=question,
+            levels=list(levels),
+            fixed_level=fixed_level,
+            max_answer_tokens=max_answer_tokens,
+            prompt_version=PROMPT_VERSION,
+            budget_id=reservation.budget_id,
+            reserved_amount=reservation.amount,
+            webhook_url=webhook_url,
+        )
+        session.add(job)
+        session.flush()
+        record_reserve(session, tenant.id, job.id, reservation)
+    if start:
+        start_job(app, job)
+    return job.id
+
+
+def wait_terminal(job_id: uuid.UUID, timeout_s: float = 60.0) -> Job:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with unit_of_work() as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            if job.status in ("succeeded", "failed", "cancelled", "rejected"):
+                session.expunge(job)
+                return job
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still {job.status}")
+        time.sleep(0.1)
