@@ -81,8 +81,9 @@ RUN groupadd --system --gid 10001 tandem \
     && useradd --system --uid 10001 --gid tandem --home-dir /var/lib/tandem \
        --shell /usr/sbin/nologin tandem \
     && install -d -o tandem -g tandem -m 0750 /var/lib/tandem
+# No HF_HUB_OFFLINE here: huggingface_hub would then refuse every request, including the
+# workers' requests to their TGI engines. The engine server turns offline mode on for itself.
 ENV HOME=/var/lib/tandem \
-    HF_HUB_OFFLINE=1 \
     TANDEM_ENVIRONMENT=production
 WORKDIR /var/lib/tandem
 

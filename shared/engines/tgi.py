@@ -21,6 +21,7 @@ from typing import Any, cast
 
 import httpx2
 from huggingface_hub import AsyncInferenceClient
+from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import (
     GenerationError,
     HfHubHTTPError,
@@ -35,6 +36,7 @@ from shared.engines.base import EngineInfo, Generation, ModelProfile, StreamChun
 from shared.engines.config import EngineConfig
 from shared.engines.errors import EngineError, TransientEngineError, engine_error
 from shared.engines.retry import with_retries
+from shared.errors import ConfigurationError
 
 ROUTE_GENERATE = "POST /"
 ROUTE_INFO = "GET /info"
@@ -92,6 +94,15 @@ class TGIClient:
     kind = "tgi"
 
     def __init__(self, config: EngineConfig) -> None:
+        if hf_constants.is_offline_mode():
+            # huggingface_hub's offline mode blocks every request its clients make, our own
+            # TGI servers included: say so at start instead of failing every task.
+            raise ConfigurationError(
+                f"HF_HUB_OFFLINE is set in this process, so huggingface_hub refuses to reach "
+                f"the {config.engine_name}; unset it for workers (only engine servers need it, "
+                "and `tandem engine serve` sets it for itself)",
+                field="HF_HUB_OFFLINE",
+            )
         self.config = config
         self.profile: ModelProfile = config.profile
         self._client = self._new_client()

@@ -174,3 +174,17 @@ async def test_coordinator_role_by_header_continues_insights(sim_url: str) -> No
     full = await tgi.generate(QUESTION, max_new_tokens=5000, stop=[END_OF_INSIGHTS])
     assert first.text + rest.text == full.text
     await tgi.aclose()
+
+
+def test_offline_mode_of_huggingface_hub_is_refused_with_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from huggingface_hub import constants
+
+    from shared.engines.base import ModelProfile
+    from shared.engines.config import EngineConfig
+    from shared.errors import ConfigurationError
+
+    monkeypatch.setattr(constants, "is_offline_mode", lambda: True)
+    with pytest.raises(ConfigurationError, match="HF_HUB_OFFLINE"):
+        TGIClient(EngineConfig(url="http://127.0.0.1:1", profile=ModelProfile("m", 1)))
