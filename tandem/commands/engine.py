@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,11 @@ def serve(
     log_level: str = typer.Option("info", help="Uvicorn log level."),
 ) -> None:
     """Serve TGI's HTTP API on one backend (options override TANDEM_ENGINE_* settings)."""
+    # This process only serves local weights: nothing in it may reach a model hub. (Set here,
+    # for this process alone: in a worker, huggingface_hub's offline mode would block the
+    # requests to its TGI engines too.)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
     import uvicorn
 
     from services.engine.app import create_app

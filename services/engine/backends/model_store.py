@@ -130,8 +130,6 @@ def is_model_dir(path: Path) -> bool:
 
 def load_model(name: str, cache_dir: Path, dtype: str = "auto") -> tuple[Any, Any, LoadReport]:
     """(model, tokenizer, report) for a bundled name or a model directory, in eval mode."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_dtype = resolve_dtype(dtype)
@@ -152,8 +150,8 @@ def load_model(name: str, cache_dir: Path, dtype: str = "auto") -> tuple[Any, An
         if not (path / COMPLETE_MARKER).exists():
             convert(bundled, cache_dir, path)
             source = "gguf"
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model.eval()
     report = LoadReport(source=source, path=path, seconds=time.perf_counter() - started)
     log.info("loaded %s from %s (%s) in %.1fs", name, path, source, report.seconds)
@@ -167,10 +165,12 @@ def convert(model: BundledModel, cache_dir: Path, target: Path) -> None:
 
     source = gguf_path(model, cache_dir)
     log.info("converting %s from %s (once; later starts use the copy)", model.name, source)
-    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    tokenizer = AutoTokenizer.from_pretrained(
+        source.parent, gguf_file=source.name, local_files_only=True
+    )
     # float32 keeps the dequantized values exact; the copy is loaded in the serving dtype.
     loaded = AutoModelForCausalLM.from_pretrained(
-        source.parent, gguf_file=source.name, dtype=torch.float32
+        source.parent, gguf_file=source.name, dtype=torch.float32, local_files_only=True
     )
     # Without the GGUF quantizer and its config the copy is a standard checkpoint.
     loaded.hf_quantizer = None  # type: ignore[assignment]
