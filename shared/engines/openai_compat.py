@@ -12,7 +12,6 @@ ended the generation is part of the returned text, and the finish reason is one 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -24,8 +23,8 @@ from openai import AsyncOpenAI
 
 from shared.engines.base import EngineInfo, Generation, ModelProfile, StreamChunk, TokenLogprob
 from shared.engines.config import EngineConfig
-from shared.engines.errors import EngineError, TransientEngineError, engine_error
-from shared.engines.retry import with_retries
+from shared.engines.errors import EngineError, engine_error
+from shared.engines.retry import stream_with_retries, with_retries
 
 ROUTE_COMPLETIONS = "POST /v1/completions"
 ROUTE_MODELS = "GET /v1/models"
@@ -250,21 +249,10 @@ class OpenAICompatClient:
     ) -> AsyncIterator[StreamChunk]:
         """Tokens as they come; transient failures are retried only before the first token."""
         request = self._request(prompt, max_new_tokens, stop, seed, temperature, top_p)
-        policy = self.config.retry
-        attempt = 1
-        while True:
-            started = False
-            try:
-                async for chunk in self._stream_once(request):
-                    started = True
-                    yield chunk
-                return
-            except TransientEngineError as error:
-                if started or attempt >= policy.attempts:
-                    error.details["attempts"] = attempt
-                    raise
-            await asyncio.sleep(policy.delay(attempt))
-            attempt += 1
+        async for chunk in stream_with_retries(
+            lambda: self._stream_once(request), self.config.retry
+        ):
+            yield chunk
 
     async def prompt_logprobs(self, prompt: str) -> Generation:
         return await self.generate(prompt, max_new_tokens=1, prompt_logprobs=True)

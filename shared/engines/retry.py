@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -52,3 +52,27 @@ async def with_retries(call: Callable[[], Awaitable[T]], policy: RetryPolicy) ->
             )
             await asyncio.sleep(delay)
             attempt += 1
+
+
+async def stream_with_retries(
+    open_stream: Callable[[], AsyncIterator[T]], policy: RetryPolicy
+) -> AsyncIterator[T]:
+    """Yield a stream, reopening it on transient errors only before its first item.
+
+    Once a token has been yielded it belongs to the caller; replaying the request would send
+    it twice, so a failure after that is raised, not retried.
+    """
+    attempt = 1
+    while True:
+        started = False
+        try:
+            async for item in open_stream():
+                started = True
+                yield item
+            return
+        except TransientEngineError as error:
+            if started or attempt >= policy.attempts:
+                error.details["attempts"] = attempt
+                raise
+        await asyncio.sleep(policy.delay(attempt))
+        attempt += 1

@@ -14,7 +14,6 @@ full-vocabulary logits over the whole prompt.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
@@ -34,8 +33,8 @@ from huggingface_hub.errors import (
 
 from shared.engines.base import EngineInfo, Generation, ModelProfile, StreamChunk, TokenLogprob
 from shared.engines.config import EngineConfig
-from shared.engines.errors import EngineError, TransientEngineError, engine_error
-from shared.engines.retry import with_retries
+from shared.engines.errors import EngineError, engine_error
+from shared.engines.retry import stream_with_retries, with_retries
 from shared.errors import ConfigurationError
 
 ROUTE_GENERATE = "POST /"
@@ -258,21 +257,10 @@ class TGIClient:
     ) -> AsyncIterator[StreamChunk]:
         """Tokens as they come; transient failures are retried only before the first token."""
         params = self._params(max_new_tokens, stop, seed, temperature, top_p, top_k, do_sample)
-        policy = self.config.retry
-        attempt = 1
-        while True:
-            started = False
-            try:
-                async for chunk in self._stream_once(prompt, params):
-                    started = True
-                    yield chunk
-                return
-            except TransientEngineError as error:
-                if started or attempt >= policy.attempts:
-                    error.details["attempts"] = attempt
-                    raise
-            await asyncio.sleep(policy.delay(attempt))
-            attempt += 1
+        async for chunk in stream_with_retries(
+            lambda: self._stream_once(prompt, params), self.config.retry
+        ):
+            yield chunk
 
     async def prompt_logprobs(self, prompt: str) -> Generation:
         return await self.generate(prompt, max_new_tokens=1, prompt_logprobs=True)
