@@ -22,13 +22,22 @@ from sqlalchemy import Connection, create_engine
 from sqlalchemy.orm import Session
 
 from tandem.stack.binaries import find_binaries
-from tandem.stack.infra import InfraConfig, ensure_database, start_postgres, start_redis
+from tandem.stack.infra import (
+    InfraConfig,
+    drop_database,
+    ensure_database,
+    start_postgres,
+    start_redis,
+)
 from tandem.stack.settings import StackSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-# Overridable so that two test sessions on one machine do not recreate each other's database.
-TEST_DATABASE = os.environ.get("TANDEM_TEST_DATABASE", "tandem_test")
-TEST_REDIS_DB = int(os.environ.get("TANDEM_TEST_REDIS_DB", "15"))
+# Per session by default, so that two test sessions on one machine (a developer's and a
+# pre-commit run, say) never recreate each other's database or flush each other's queues. The
+# stack itself uses Redis db 0, so tests take one of 1..15.
+TEST_DATABASE = os.environ.get("TANDEM_TEST_DATABASE", f"tandem_test_{os.getpid()}")
+_OWN_DATABASE = "TANDEM_TEST_DATABASE" not in os.environ  # a named one is kept for inspection
+TEST_REDIS_DB = int(os.environ.get("TANDEM_TEST_REDIS_DB", str(1 + os.getpid() % 15)))
 
 _stack = StackSettings()
 INFRA = InfraConfig(
@@ -167,7 +176,9 @@ def artifacts_dir() -> Path:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """A run in which nothing passed (all skipped or deselected) is not a green run."""
+    """Drop this session's database; a run in which nothing passed is not a green run."""
+    if _OWN_DATABASE and (INFRA.pg_data / "postmaster.pid").exists():
+        drop_database(INFRA, TEST_DATABASE)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if exitstatus == 0 and reporter is not None and not reporter.stats.get("passed"):
         session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED

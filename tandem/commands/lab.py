@@ -58,6 +58,9 @@ def train(
     threads: int = typer.Option(1, help="Torch CPU threads (the machine is shared: keep 1)."),
     steps: int | None = typer.Option(None, help="Override the plan's steps (smoke runs)."),
     questions: int | None = typer.Option(None, help="Override train questions per domain."),
+    init_from: Path | None = typer.Option(
+        None, help="Continue from this saved model of the same role (a further stage)."
+    ),
 ) -> None:
     """Train one role with its fixed plan; writes weights, loss chart and manifest."""
     from tandem.lab.pipeline import train_role
@@ -67,7 +70,12 @@ def train(
         data_write(data_dir, max(plan.questions for plan in PLANS.values()), SEED)
     overrides = {k: v for k, v in {"steps": steps, "questions": questions}.items() if v}
     manifest = train_role(
-        role, data_dir, models_dir / role.value, plan_for(role, **overrides), threads=threads
+        role,
+        data_dir,
+        models_dir / role.value,
+        plan_for(role, **overrides),
+        threads=threads,
+        init_from=init_from,
     )
     typer.echo(json.dumps({k: manifest[k] for k in ("role", "parameters", "training")}, indent=2))
 

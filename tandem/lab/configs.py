@@ -65,6 +65,9 @@ class TrainPlan:
     warmup_steps: int
     # Executor only: random insight-prefix lengths per question, besides none and all.
     random_prefixes: int = 0
+    # Executor only: extra copies of the all-insights example per question (copying the
+    # coordinator's equations must pay off more than recomputing them).
+    extra_full: int = 0
     validation_questions: int = 60
     eval_every: int = 100
     seed: int = SEED
@@ -75,7 +78,7 @@ class TrainPlan:
 
 ARCHITECTURES: dict[Role, Architecture] = {
     Role.COORDINATOR: Architecture(hidden_size=256, layers=6, heads=8, intermediate_size=768),
-    Role.EXECUTOR: Architecture(hidden_size=96, layers=4, heads=4, intermediate_size=256),
+    Role.EXECUTOR: Architecture(hidden_size=96, layers=4, heads=2, intermediate_size=256),
 }
 
 PLANS: dict[Role, TrainPlan] = {
@@ -84,11 +87,12 @@ PLANS: dict[Role, TrainPlan] = {
     ),
     Role.EXECUTOR: TrainPlan(
         questions=8000,
-        steps=2000,
+        steps=2500,
         batch_size=32,
         learning_rate=2e-3,
         warmup_steps=100,
         random_prefixes=2,
+        extra_full=1,
     ),
 }
 

@@ -2,8 +2,9 @@
 
 - Coordinator: each question twice: insights then solution (loss on both, so it learns to write
   insights and the end marker), and solution with no insights (how it answers alone).
-- Executor: each question with no insights, with all of them, and with ``random_prefixes``
-  random token-prefix lengths in between, so across the corpus every prefix length occurs. A
+- Executor: each question with no insights, with all of them (plus ``extra_full`` more
+  copies), and with ``random_prefixes`` random token-prefix lengths in between, so across the
+  corpus every prefix length occurs. A
   prefix is cut in tokens and decoded, exactly as insights written by the coordinator are cut
   at a token budget at inference.
 
@@ -78,6 +79,7 @@ def executor_examples(
     records: Iterable[TaskRecord],
     random_prefixes: int,
     seed: int,
+    extra_full: int = 0,
 ) -> list[Example]:
     rng = random.Random(seed)
     examples = []
@@ -85,6 +87,7 @@ def executor_examples(
         ids = insight_ids(tokenizer, record.insights)
         budgets: list[int | None] = [0, None]
         budgets += [rng.randint(1, max(1, len(ids) - 1)) for _ in range(random_prefixes)]
+        budgets += [None] * extra_full
         for budget in budgets:
             prefix = truncate_ids(tokenizer, ids, budget)
             examples.append(
@@ -103,10 +106,11 @@ def role_examples(
     records: Iterable[TaskRecord],
     random_prefixes: int,
     seed: int,
+    extra_full: int = 0,
 ) -> list[Example]:
     if role is Role.COORDINATOR:
         return coordinator_examples(tokenizer, records)
-    return executor_examples(tokenizer, records, random_prefixes, seed)
+    return executor_examples(tokenizer, records, random_prefixes, seed, extra_full)
 
 
 def corpus_digest(examples: Iterable[Example]) -> str:

@@ -42,7 +42,13 @@ def train_role(
     threads: int = 1,
     progress: bool = True,
     architecture_overrides: dict[str, int] | None = None,
+    init_from: Path | None = None,
 ) -> dict[str, Any]:
+    """Train ``role`` and save it to ``out_dir``.
+
+    ``init_from`` continues from a saved model of the same role (a further training stage with a
+    fresh optimizer and learning-rate schedule); its manifest is kept under ``stages``.
+    """
     import dataclasses
 
     import torch
@@ -64,6 +70,7 @@ def train_role(
         _records(data_dir, Split.TRAIN, plan.questions),
         plan.random_prefixes,
         plan.seed,
+        plan.extra_full,
     )
     validation_examples = role_examples(
         role,
@@ -79,7 +86,23 @@ def train_role(
         int(tokenizer.eos_token_id),
         int(tokenizer.pad_token_id),
     )
-    model = LlamaForCausalLM(config)
+    previous: dict[str, Any] | None = None
+    if init_from is not None:
+        previous = read_manifest(init_from)
+        if previous["role"] != role.value:
+            raise ConfigurationError(f"{init_from} holds a {previous['role']}, not a {role.value}")
+        model = LlamaForCausalLM.from_pretrained(str(init_from), dtype=torch.float32)
+        keys = (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+        )
+        if any(getattr(model.config, k) != getattr(config, k) for k in keys):
+            raise ConfigurationError(f"{init_from} has another architecture than this plan")
+    else:
+        model = LlamaForCausalLM(config)
     parameters = sum(p.numel() for p in model.parameters())
     result = train(
         model,
@@ -132,6 +155,19 @@ def train_role(
             "tandem lab eval",
         ],
     }
+    if previous is not None:
+        stages = previous.pop("stages", [])
+        previous.pop("accuracy", None)
+        manifest["stages"] = [*stages, {k: previous[k] for k in ("plan", "data", "training")}]
+        manifest["training"]["total_seconds"] = round(
+            sum(s["training"]["seconds"] for s in manifest["stages"]) + result.seconds, 1
+        )
+        manifest["commands"] = [
+            *previous["commands"][:-1],
+            f"tandem lab train --role {role.value} --init-from {init_from} "
+            f"--steps {plan.steps} --questions {plan.questions}",
+            "tandem lab eval",
+        ]
     write_manifest(out_dir, manifest)
     return manifest
 

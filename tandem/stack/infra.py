@@ -151,6 +151,13 @@ def ensure_database(config: InfraConfig, name: str, *, recreate: bool = False) -
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def drop_database(config: InfraConfig, name: str) -> None:
+    with psycopg.connect(
+        host=config.host, port=config.pg_port, user=PG_USER, dbname="postgres", autocommit=True
+    ) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def stop_postgres(config: InfraConfig, binaries: Binaries) -> bool:
     if not (config.pg_data / "postmaster.pid").exists():
         return False

@@ -1,7 +1,8 @@
 """The committed lab pair loads with plain transformers and answers test questions as measured.
 
-Thresholds are the measured test-split accuracy (models/lab/eval.md, 300 questions per domain)
-minus a margin for the small sample, so a broken checkpoint, tokenizer or prompt format fails.
+Thresholds are the right answers measured on ten fixed test questions minus a margin of two, so
+a broken checkpoint, tokenizer or prompt format fails; models/lab/eval.md holds the measurement
+on 300 test questions per domain.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ from tandem.lab.prompts import INSIGHT_END, executor_prompt, insight_prompt
 
 QUESTIONS = 10
 # Minimum right answers out of QUESTIONS fixed test questions per domain and setting.
+# Measured on these questions with the committed weights: math 0 and 7, lists 6 and 7 (greedy
+# decoding, so only a changed checkpoint, tokenizer or prompt format moves them).
+# (The coordinator alone is undertrained on math — see models/lab/README.md — so there only its
+# answer format is checked.)
 MIN_CORRECT = {
-    ("math", "coordinator alone"): 0,
-    ("math", "executor + all coordinator insights"): 0,
-    ("lists", "coordinator alone"): 0,
-    ("lists", "executor + all coordinator insights"): 0,
+    ("math", "executor + all coordinator insights"): 5,
+    ("lists", "coordinator alone"): 4,
+    ("lists", "executor + all coordinator insights"): 5,
 }
 
 
@@ -72,6 +76,7 @@ def test_pair_answers_fixed_test_questions(pair, domain):
             grade(r.grader, g.text, r.reference) for r, g in zip(records, generations, strict=True)
         )
 
-    assert right(alone) >= MIN_CORRECT[(domain, "coordinator alone")]
+    assert right(alone) >= MIN_CORRECT.get((domain, "coordinator alone"), 0)
+    assert all("Answer:" in g.text for g in alone)
     assert right(helped) >= MIN_CORRECT[(domain, "executor + all coordinator insights")]
     assert all(i.text.lstrip().startswith("Goal:") for i in insights)
