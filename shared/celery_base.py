@@ -9,7 +9,9 @@ every message.
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +21,8 @@ from shared.errors import TransientError
 from shared.logging import configure_logging, log_context
 from shared.settings import WorkerSettings, get_worker_settings
 from shared.tasks import Queue, TaskName
+from shared.tracing import configure_tracing
+from shared.tracing import shutdown as shutdown_tracing
 
 
 def celery_config(settings: WorkerSettings, queue: Queue | None) -> dict[str, Any]:
@@ -65,8 +69,21 @@ class TandemTask(Task):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # Every log line a task writes names its job (messages carry ids only).
-        with log_context(job_id=kwargs.get("job_id"), task=self.name):
-            return super().__call__(*args, **kwargs)
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            with log_context(job_id=kwargs.get("job_id"), task=self.name):
+                result = super().__call__(*args, **kwargs)
+            outcome = "ok"
+            return result
+        finally:
+            from shared.metrics import TASK_DURATION
+
+            TASK_DURATION.labels(self.name, outcome).observe(time.perf_counter() - started)
+
+
+# shared.metrics is imported lazily here: a worker launcher must be able to choose
+# prometheus_client's multiprocess mode before the first import (see shared.metrics_dir).
 
 
 def make_celery(
@@ -85,6 +102,40 @@ def make_celery(
     def _setup_logging(**_: Any) -> None:
         # Replaces Celery's own logging setup in worker processes.
         configure_logging(name, settings)
+
+    if queue is None:
+        return app  # a producer: it never runs as a worker
+    service = queue.value
+
+    @signals.worker_process_init.connect(weak=False)
+    def _trace_pool_process(**_: Any) -> None:
+        configure_tracing(service, settings)
+
+    @signals.worker_process_shutdown.connect(weak=False)
+    def _flush_traces(**_: Any) -> None:
+        shutdown_tracing()
+
+    @signals.worker_init.connect(weak=False)
+    def _trace_solo_worker(sender: Any = None, **_: Any) -> None:
+        # A prefork worker traces in its pool processes (above); solo and thread pools run
+        # tasks in this process.
+        pool = getattr(sender, "pool_cls", "")
+        pool_name = pool if isinstance(pool, str) else getattr(pool, "__module__", "")
+        if getattr(sender, "app", None) is app and "prefork" not in pool_name:
+            configure_tracing(service, settings)
+
+    @signals.worker_init.connect(weak=False)
+    def _serve_metrics(sender: Any = None, **_: Any) -> None:
+        if settings.metrics_port and getattr(sender, "app", None) is app:
+            from shared.metrics import serve
+
+            serve(settings.metrics_port)
+
+    @signals.worker_process_shutdown.connect(weak=False)
+    def _forget_process(pid: int | None = None, **_: Any) -> None:
+        from shared.metrics import mark_process_dead
+
+        mark_process_dead(pid or os.getpid())
 
     return app
 

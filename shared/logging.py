@@ -1,7 +1,9 @@
 """Structured logs: one JSON object per line, carrying the job, tenant and trace in context.
 
 Context is held in ``contextvars`` so it follows a task or a request through every function it
-calls; :class:`shared.celery_base.TandemTask` binds ``job_id`` from each message it runs.
+calls; :class:`shared.celery_base.TandemTask` binds ``job_id`` from each message it runs. The
+OpenTelemetry trace and span ids of the current span (:mod:`shared.tracing`) are added to
+every line, so one job's lines can be found across services by its trace id.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.settings import CommonSettings
+from shared.tracing import current_ids
 
 _context: ContextVar[dict[str, str]] = ContextVar("tandem_log_context", default={})  # noqa: B039
 
@@ -28,6 +31,12 @@ def log_context(**values: object) -> Iterator[None]:
         yield
     finally:
         _context.reset(token)
+
+
+def bind(**values: object) -> None:
+    """Add fields for the rest of the current context: a task (whose :func:`log_context` block
+    ends it) or a request (each runs in its own asyncio task, so nothing leaks to the next)."""
+    _context.set({**_context.get(), **{k: str(v) for k, v in values.items() if v}})
 
 
 def current_context() -> dict[str, str]:
@@ -47,6 +56,7 @@ class JsonFormatter(logging.Formatter):
             "service": self.service,
             "message": record.getMessage(),
             **_context.get(),
+            **current_ids(),
         }
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
@@ -56,7 +66,7 @@ class JsonFormatter(logging.Formatter):
 class ContextTextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         base = super().format(record)
-        context = _context.get()
+        context = {**_context.get(), **current_ids()}
         if not context:
             return base
         return base + " " + " ".join(f"{k}={v}" for k, v in sorted(context.items()))

@@ -41,6 +41,19 @@ class CommonSettings(BaseSettings):
     admin_api_key: str = Field(
         DEV_ADMIN_KEY, description="Admin key for tenant and key management (set in production)."
     )
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP endpoint traces are exported to (e.g. http://otel-collector:4318); "
+        "unset: traces stay in-process, only their ids reach logs and jobs.",
+    )
+    otlp_sample_ratio: float = Field(
+        1.0, ge=0.0, le=1.0, description="Share of new traces (jobs) that are sampled."
+    )
+    metrics_tenants: list[str] = Field(
+        default_factory=list,
+        description="Tenants (names) that get their own label value in metrics, as a JSON list; "
+        "all others are 'other'. Keep it short: every value is a time series.",
+    )
 
     @model_validator(mode="after")
     def check_secrets(self) -> CommonSettings:

@@ -11,6 +11,7 @@ import typer
 
 from tandem.commands import (
     audit,
+    classifier,
     config,
     db,
     engine,
@@ -33,6 +34,7 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(db.app, name="db")
 app.add_typer(engine.app, name="engine")
 app.add_typer(lab.app, name="lab")
+app.add_typer(classifier.app, name="classifier")
 app.add_typer(config.app, name="config")
 app.add_typer(workers.api_app, name="api")
 app.add_typer(tenants.app, name="tenants")

@@ -18,6 +18,20 @@ down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Carried in the jobs' range-scan indexes for the reports (shared.db.models.JOB_REPORT_COLUMNS,
+# spelled out: a migration must not change when the models do).
+JOB_REPORT_COLUMNS = [
+    "status",
+    "domain",
+    "policy",
+    "cost",
+    "finished_at",
+    "truncation_level",
+    "termination_reason",
+]
+# Carried in the usage roll-up's indexes (shared.db.models.USAGE_METRICS).
+USAGE_METRICS = ["calls", "prompt_tokens", "generated_tokens", "flops", "cost"]
+
 
 def upgrade() -> None:
     op.create_table(
@@ -159,10 +173,10 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
-        "usage_daily",
+        "usage_hourly",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
         sa.Column("model", sa.String(length=200), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("domain", sa.String(length=16), nullable=False),
@@ -175,19 +189,61 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["tenant_id"],
             ["tenants.id"],
-            name=op.f("fk_usage_daily_tenant_id_tenants"),
+            name=op.f("fk_usage_hourly_tenant_id_tenants"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_usage_daily")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_usage_hourly")),
         sa.UniqueConstraint(
             "tenant_id",
-            "day",
+            "hour",
             "model",
             "role",
             "domain",
             "policy",
-            name=op.f("uq_usage_daily_tenant_id_day_model_role_domain_policy"),
+            name=op.f("uq_usage_hourly_tenant_id_hour_model_role_domain_policy"),
+            postgresql_include=USAGE_METRICS,
         ),
+    )
+    op.create_index(
+        "ix_usage_hourly_hour",
+        "usage_hourly",
+        ["hour"],
+        unique=False,
+        postgresql_include=["tenant_id", "model", "role", "domain", "policy", *USAGE_METRICS],
+    )
+    op.create_table(
+        "score_hourly",
+        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("domain", sa.String(length=16), nullable=False),
+        sa.Column("policy", sa.String(length=16), nullable=False),
+        sa.Column("bucket", sa.SmallInteger(), nullable=False),
+        sa.Column("checkpoints", sa.BigInteger(), server_default="0", nullable=False),
+        sa.CheckConstraint("bucket BETWEEN 0 AND 9", name=op.f("ck_score_hourly_bucket_range")),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_score_hourly_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_score_hourly")),
+        sa.UniqueConstraint(
+            "tenant_id",
+            "hour",
+            "domain",
+            "policy",
+            "bucket",
+            name=op.f("uq_score_hourly_tenant_id_hour_domain_policy_bucket"),
+            postgresql_include=["checkpoints"],
+        ),
+    )
+    op.create_index(
+        "ix_score_hourly_hour",
+        "score_hourly",
+        ["hour"],
+        unique=False,
+        postgresql_include=["tenant_id", "domain", "policy", "bucket", "checkpoints"],
     )
     op.create_table(
         "jobs",
@@ -271,9 +327,20 @@ def upgrade() -> None:
             "tenant_id", "idempotency_key", name=op.f("uq_jobs_tenant_id_idempotency_key")
         ),
     )
+    op.create_index(
+        "ix_jobs_created",
+        "jobs",
+        ["created_at"],
+        unique=False,
+        postgresql_include=JOB_REPORT_COLUMNS,
+    )
     op.create_index("ix_jobs_status_updated", "jobs", ["status", "updated_at"], unique=False)
     op.create_index(
-        "ix_jobs_tenant_created", "jobs", ["tenant_id", "created_at", "id"], unique=False
+        "ix_jobs_tenant_created",
+        "jobs",
+        ["tenant_id", "created_at", "id"],
+        unique=False,
+        postgresql_include=JOB_REPORT_COLUMNS,
     )
     op.create_table(
         "job_events",
@@ -383,8 +450,12 @@ def downgrade() -> None:
     op.drop_table("job_events")
     op.drop_index("ix_jobs_tenant_created", table_name="jobs")
     op.drop_index("ix_jobs_status_updated", table_name="jobs")
+    op.drop_index("ix_jobs_created", table_name="jobs")
     op.drop_table("jobs")
-    op.drop_table("usage_daily")
+    op.drop_index("ix_score_hourly_hour", table_name="score_hourly")
+    op.drop_table("score_hourly")
+    op.drop_index("ix_usage_hourly_hour", table_name="usage_hourly")
+    op.drop_table("usage_hourly")
     op.drop_table("budgets")
     op.drop_index(op.f("ix_api_keys_tenant_id"), table_name="api_keys")
     op.drop_table("api_keys")

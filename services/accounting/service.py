@@ -1,4 +1,5 @@
-"""Accounting: settle a finished job's reservation, roll usage up per day, sweep stuck jobs.
+"""Accounting: settle a finished job's reservation, roll usage and scores up per hour, sweep
+stuck jobs.
 
 Each call's FLOPs and money were computed with :func:`shared.costs.call_cost` when the call
 was recorded; settlement charges their sum through :func:`shared.budgets.settle` (idempotent
@@ -48,6 +49,7 @@ def settle_job(job_id: uuid.UUID | str) -> list[NextTask]:
         if fresh:
             for call in repo.calls(session, job.id):
                 repo.add_usage(session, job, call)
+            repo.add_scores(session, job)
             add_event(session, job, "settled", charged=str(charged), released=str(released))
         if status is JobStatus.SETTLING:
             transition(session, job, JobStatus.SUCCEEDED)

@@ -8,17 +8,21 @@ from functools import lru_cache
 import redis
 from celery import Celery
 from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.api import metrics
 from services.api.errors import PayloadTooLarge, error_response, install_error_handlers
+from services.api.metrics import RequestTimer, SavingsGauges
 from services.api.plans import load_profiles
 from services.api.publish import Publisher, celery_publisher
 from services.api.readiness import QueueConsumers
-from services.api.routes import admin, chat, health, jobs
+from services.api.routes import admin, chat, dashboard, health, jobs, reports
 from services.api.settings import ApiSettings
 from shared.celery_base import producer_app
 from shared.costs import Profiles
 from shared.logging import configure_logging
+from shared.tracing import configure_tracing
 
 
 class BodyLimit:
@@ -51,6 +55,7 @@ def create_app(
     api_settings = settings
     celery_factory = celery_factory or (lambda: producer_app(api_settings))
     configure_logging("api", settings)
+    configure_tracing("api", settings)
     app = FastAPI(
         title="Tandem serve",
         version="1",
@@ -65,10 +70,17 @@ def create_app(
     app.state.publisher = publisher or celery_publisher(celery_factory)
     app.state.profiles = profiles or lru_cache(maxsize=1)(load_profiles)
     app.state.consumers = QueueConsumers(celery_factory, settings)
+    app.state.savings_gauges = SavingsGauges(settings)
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(jobs.router)
     app.include_router(chat.router)
     app.include_router(admin.router)
+    app.include_router(reports.router)
+    app.include_router(dashboard.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestTimer)
+    # The request's server span is the root of the job's trace (shared.tracing).
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     return app

@@ -98,6 +98,10 @@ class JobOut(BaseModel):
     error: dict[str, str | None] | None
     metadata: dict[str, Any]
     timings: Timings
+    trace_id: str | None = Field(
+        None,
+        description="OpenTelemetry trace id of the job, across every service's spans and logs.",
+    )
 
 
 class JobSummary(BaseModel):
@@ -114,6 +118,56 @@ class JobSummary(BaseModel):
 class JobPage(BaseModel):
     data: list[JobSummary]
     next_cursor: str | None
+
+
+class AuditCall(BaseModel):
+    step: str
+    role: str
+    model: str
+    engine: str
+    level: int | None
+    prompt_tokens: int
+    generated_tokens: int
+    latency_ms: float
+    flops: Decimal
+    cost: Decimal
+    finish_reason: str | None
+
+
+class AuditEvent(BaseModel):
+    at: datetime
+    kind: str
+    status: str | None
+    level: int | None
+    data: dict[str, Any]
+
+
+class JobAudit(BaseModel):
+    """Where the job stopped and why, every model call it paid for, every event it went through."""
+
+    job_id: uuid.UUID
+    tenant_id: uuid.UUID
+    status: JobStatus
+    policy: Policy
+    domain: Domain
+    levels: list[int]
+    fixed_level: int | None
+    prompt_version: str
+    question: str
+    truncation_level: int | None
+    truncation_tokens: int | None
+    insight_tokens_written: int
+    insights_finished: bool
+    termination_reason: str | None
+    classifier_version: str | None
+    thresholds: list[float] | None
+    scores: list[dict[str, Any]]
+    answer: str | None
+    error: dict[str, str | None] | None
+    reserved: Decimal
+    cost: Decimal
+    calls: list[AuditCall]
+    events: list[AuditEvent]
 
 
 class CancelOut(BaseModel):

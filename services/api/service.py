@@ -21,6 +21,7 @@ from services.api.errors import PayloadTooLarge, RateLimited
 from services.api.plans import Template, cost_of, requested_plan, shrunk_plans, template_for
 from services.api.publish import Publisher
 from services.api.schemas import (
+    JobAudit,
     JobCreate,
     JobOut,
     JobSummary,
@@ -34,7 +35,10 @@ from shared.costs import Plan, Profiles
 from shared.db.models import Job, JobStatus, Tenant
 from shared.db.session import unit_of_work
 from shared.errors import NotFoundError, TransientError, ValidationFailed
+from shared.jobs.audit import job_audit as audit_of
+from shared.metrics import ADMISSION_REJECTIONS, JOBS_SUBMITTED, on_commit, tenant_label
 from shared.tenants import Conflict
+from shared.tracing import current_trace_id
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +119,22 @@ def submit_job(
     idempotency_key: str | None = None,
 ) -> Submission:
     """Admit (reserve + insert, one transaction) and then publish; or refuse with nothing kept."""
+    try:
+        return _submit(settings, tenant, body, profiles, publish, idempotency_key)
+    except (BudgetExceeded, RateLimited) as refused:
+        label = tenant_label(tenant.name, settings.metrics_tenants)
+        ADMISSION_REJECTIONS.labels(refused.code, label).inc()
+        raise
+
+
+def _submit(
+    settings: ApiSettings,
+    tenant: Tenant,
+    body: JobCreate,
+    profiles: Profiles,
+    publish: Publisher,
+    idempotency_key: str | None,
+) -> Submission:
     _check_request(settings, body)
     if idempotency_key is not None:
         with unit_of_work(settings.database_url) as session:
@@ -211,6 +231,7 @@ def _admit(
         budget_id=budget.id,
         max_cost=body.max_cost,
         reserved_amount=cost,
+        trace_id=current_trace_id(),
     )
     session.add(job)
     session.flush()  # a reused Idempotency-Key fails here, before any lock is taken
@@ -239,6 +260,10 @@ def _admit(
     job.budget_id = reservation.budget_id  # differs only if a period ended in between
     job.reserved_amount = reservation.amount
     record_reserve(session, tenant.id, job.id, reservation)
+    submitted = JOBS_SUBMITTED.labels(
+        job.policy, job.domain, tenant_label(tenant.name, settings.metrics_tenants)
+    )
+    on_commit(session, submitted.inc)
     repo.add_event(
         session,
         job.id,
@@ -259,6 +284,14 @@ def get_job(settings: ApiSettings, tenant: Tenant, job_id: uuid.UUID) -> JobOut:
         if job is None:
             raise NotFoundError(f"job {job_id} not found", field="id")
         return job_view(job, repo.usage_by_model(session, job.id))
+
+
+def job_audit(settings: ApiSettings, tenant: Tenant, job_id: uuid.UUID) -> JobAudit:
+    """The audit trail ``tandem audit job`` prints, for the job's own tenant only."""
+    with unit_of_work(settings.database_url) as session:
+        if repo.job_for_tenant(session, tenant.id, job_id) is None:
+            raise NotFoundError(f"job {job_id} not found", field="id")
+        return JobAudit.model_validate(audit_of(session, job_id))
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -305,6 +338,7 @@ def job_view(job: Job, usage: list[Any]) -> JobOut:
         cancel_requested=job.cancel_requested,
         error=({"code": job.error_code, "message": job.error_message} if job.error_code else None),
         metadata=job.job_metadata,
+        trace_id=job.trace_id,
         timings=Timings(
             created_at=job.created_at,
             started_at=job.started_at,

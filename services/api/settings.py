@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field
 
@@ -59,6 +60,23 @@ class ApiSettings(WorkerSettings):
     )
     default_page_size: int = Field(20, description="Jobs per page of GET /v1/jobs by default.")
     max_page_size: int = Field(100, description="Most jobs per page of GET /v1/jobs.")
+    report_max_rows: int = Field(
+        10_000,
+        description="Most rows one GET /v1/reports/usage answers (more: 422, narrow the range "
+        "or group by fewer keys).",
+    )
+    savings_baseline_file: Path | None = Field(
+        None,
+        description="JSON evaluation table of coordinator-alone cost per job, per domain "
+        '({"source": ..., "domains": {"math": {"mean_cost": "0.0012", "sample_size": 500}}}); '
+        "the savings report's `evaluation` estimate.",
+    )
+    savings_min_shadow_jobs: int = Field(
+        30,
+        description="Succeeded llm_only jobs a domain needs in the report's scope and range "
+        "before the savings report prefers their measured cost (`shadow`) to the evaluation "
+        "table.",
+    )
 
 
 @lru_cache

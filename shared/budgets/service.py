@@ -22,6 +22,7 @@ from shared.budgets.errors import BudgetExceeded
 from shared.budgets.periods import period_key
 from shared.db.models import LedgerKind, Tenant
 from shared.errors import NotFoundError, ValidationFailed
+from shared.metrics import RELEASED_DOLLARS, RESERVED_DOLLARS, SETTLED_DOLLARS, count_money
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ def record_reserve(
         kind=LedgerKind.RESERVE,
         amount=reservation.amount,
     )
+    count_money(session, RESERVED_DOLLARS, reservation.amount)
 
 
 def settle(session: Session, job_id: uuid.UUID, actual_cost: Decimal) -> Settlement:
@@ -161,6 +163,8 @@ def settle(session: Session, job_id: uuid.UUID, actual_cost: Decimal) -> Settlem
         amount=released,
     )
     budget = repo.apply_settlement(session, job.budget_id, charged, held)
+    count_money(session, SETTLED_DOLLARS, charged)
+    count_money(session, RELEASED_DOLLARS, released)
     repo.set_job_cost(session, job.id, charged)
     soft_alert = _check_soft_alert(session, job.id, job.tenant_id, budget)
     return Settlement(

@@ -4,11 +4,12 @@ Every record has the same shape (:class:`TaskRecord`); splits are fixed by a has
 so no question is ever in two splits.
 """
 
-from shared.datasets.graders import GRADERS, extract_answer, grade
+from shared.datasets.graders import ANSWER_GRADERS, GRADERS, extract_answer, grade, grade_answer
 from shared.datasets.records import Split, TaskRecord, read_jsonl, split_of, write_jsonl
 from shared.datasets.registry import GENERATORS, generate
 
 __all__ = [
+    "ANSWER_GRADERS",
     "GENERATORS",
     "GRADERS",
     "Split",
@@ -16,6 +17,7 @@ __all__ = [
     "extract_answer",
     "generate",
     "grade",
+    "grade_answer",
     "read_jsonl",
     "split_of",
     "write_jsonl",

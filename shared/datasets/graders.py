@@ -86,20 +86,30 @@ def normalise_list(text: str) -> tuple[Fraction, ...] | None:
     return tuple(items)
 
 
+def same_number(answer: str, reference: str) -> bool:
+    """True when an extracted answer is the same number as ``reference``."""
+    expected = normalise_number(reference)
+    got = normalise_number(answer)
+    return expected is not None and got is not None and expected == got
+
+
+def same_list(answer: str, reference: str) -> bool:
+    """True when an extracted answer equals the reference: a list element by element, or a
+    number."""
+    expected_list = normalise_list(reference)
+    if expected_list is not None:
+        return normalise_list(answer) == expected_list
+    return same_number(answer, reference)
+
+
 def grade_math(output: str, reference: str) -> bool:
     """True when the answer in ``output`` is the same number as ``reference``."""
-    expected = normalise_number(reference)
-    got = normalise_number(extract_answer(output))
-    return expected is not None and got is not None and expected == got
+    return same_number(extract_answer(output), reference)
 
 
 def grade_list(output: str, reference: str) -> bool:
     """True when the answer equals the reference: a list element by element, or a number."""
-    answer = extract_answer(output)
-    expected_list = normalise_list(reference)
-    if expected_list is not None:
-        return normalise_list(answer) == expected_list
-    return grade_math(output, reference)
+    return same_list(extract_answer(output), reference)
 
 
 GRADERS: dict[str, Callable[[str, str], bool]] = {
@@ -114,3 +124,21 @@ def grade(grader: str, output: str, reference: str) -> bool:
     except KeyError as error:
         raise KeyError(f"unknown grader {grader!r}; known: {sorted(GRADERS)}") from error
     return function(output, reference)
+
+
+# The same comparisons for an answer some other code already extracted, such as the serving
+# path's :func:`shared.answers.extract_answer` (``\boxed{}`` or the last number): the
+# classifier's labels must grade exactly the answer a job would return.
+ANSWER_GRADERS: dict[str, Callable[[str, str], bool]] = {
+    "math": same_number,
+    "list": same_list,
+}
+
+
+def grade_answer(grader: str, answer: str | None, reference: str) -> bool:
+    """True when an already extracted ``answer`` matches ``reference`` (None: no answer)."""
+    try:
+        function = ANSWER_GRADERS[grader]
+    except KeyError as error:
+        raise KeyError(f"unknown grader {grader!r}; known: {sorted(ANSWER_GRADERS)}") from error
+    return answer is not None and function(answer, reference)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from shared.datasets import list_programs, math_word
+from shared.datasets import arithmetic, list_programs, math_word
 from shared.datasets.records import Split, TaskRecord
 
 
@@ -18,11 +18,13 @@ class Generator(Protocol):
 GENERATORS: dict[str, Generator] = {
     math_word.DOMAIN: math_word.generate,
     list_programs.DOMAIN: list_programs.generate,
+    arithmetic.DOMAIN: arithmetic.generate,
 }
 
 DIFFICULTIES: dict[str, Callable[[], list[str]]] = {
     math_word.DOMAIN: lambda: sorted(math_word.DIFFICULTIES),
     list_programs.DOMAIN: lambda: sorted(list_programs.DIFFICULTIES),
+    arithmetic.DOMAIN: lambda: sorted(arithmetic.DIFFICULTIES),
 }
 
 

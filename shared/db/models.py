@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -12,12 +12,12 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    Date,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     Numeric,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -149,6 +149,18 @@ class Budget(UUIDPrimaryKey, Timestamps, Base):
     )
 
 
+# What the reports read of a job besides its tenant and creation time (covering indexes).
+JOB_REPORT_COLUMNS = (
+    "status",
+    "domain",
+    "policy",
+    "cost",
+    "finished_at",
+    "truncation_level",
+    "termination_reason",
+)
+
+
 class Job(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "jobs"
 
@@ -200,7 +212,17 @@ class Job(UUIDPrimaryKey, Timestamps, Base):
 
     __table_args__ = (
         UniqueConstraint("tenant_id", "idempotency_key"),
-        Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
+        # Cursor pagination, and the reports' range scans: the columns they aggregate are
+        # carried in the index so a tenant's month is an index-only scan.
+        Index(
+            "ix_jobs_tenant_created",
+            "tenant_id",
+            "created_at",
+            "id",
+            postgresql_include=list(JOB_REPORT_COLUMNS),
+        ),
+        # The admin's all-tenant reports.
+        Index("ix_jobs_created", "created_at", postgresql_include=list(JOB_REPORT_COLUMNS)),
         Index("ix_jobs_status_updated", "status", "updated_at"),
     )
 
@@ -271,14 +293,20 @@ class LedgerEntry(UUIDPrimaryKey, Base):
     )
 
 
-class UsageDaily(Base):
-    """Per tenant, day, model, role, domain and policy: what reports read instead of raw rows."""
+# The sums a usage row carries; the roll-up's indexes include them so reports read only the
+# index (a tenant's month of hourly rows is an index-only scan).
+USAGE_METRICS = ("calls", "prompt_tokens", "generated_tokens", "flops", "cost")
 
-    __tablename__ = "usage_daily"
+
+class UsageHourly(Base):
+    """Per tenant, UTC hour, model, role, domain and policy: what reports read instead of raw
+    rows. Hourly, so reports can group by hour; days are summed from hours."""
+
+    __tablename__ = "usage_hourly"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    day: Mapped[date] = mapped_column(Date)
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # start of the UTC hour
     model: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
     domain: Mapped[str] = mapped_column(String(16))
@@ -289,7 +317,52 @@ class UsageDaily(Base):
     flops: Mapped[Decimal] = mapped_column(Flops, default=ZERO, server_default="0")
     cost: Mapped[Decimal] = mapped_column(Money, default=ZERO, server_default="0")
 
-    __table_args__ = (UniqueConstraint("tenant_id", "day", "model", "role", "domain", "policy"),)
+    __table_args__ = (
+        # Leads with (tenant_id, hour): also the index of a tenant's range scans.
+        UniqueConstraint(
+            "tenant_id",
+            "hour",
+            "model",
+            "role",
+            "domain",
+            "policy",
+            postgresql_include=list(USAGE_METRICS),
+        ),
+        # The admin's all-tenant range scans.
+        Index(
+            "ix_usage_hourly_hour",
+            "hour",
+            postgresql_include=["tenant_id", "model", "role", "domain", "policy", *USAGE_METRICS],
+        ),
+    )
+
+
+class ScoreHourly(Base):
+    """How many classifier checkpoint scores fell in each tenth of [0, 1], per tenant, UTC hour
+    of the job's creation, domain and policy. Added once per job when it is settled, so the
+    truncation report's histograms never read the jobs' JSON scores."""
+
+    __tablename__ = "score_hourly"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    domain: Mapped[str] = mapped_column(String(16))
+    policy: Mapped[str] = mapped_column(String(16))
+    bucket: Mapped[int] = mapped_column(SmallInteger)  # k: scores in [k/10, (k+1)/10); 9 has 1.0
+    checkpoints: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id", "hour", "domain", "policy", "bucket", postgresql_include=["checkpoints"]
+        ),
+        Index(
+            "ix_score_hourly_hour",
+            "hour",
+            postgresql_include=["tenant_id", "domain", "policy", "bucket", "checkpoints"],
+        ),
+        CheckConstraint("bucket BETWEEN 0 AND 9", name="bucket_range"),
+    )
 
 
 class ClassifierModel(UUIDPrimaryKey, Base):

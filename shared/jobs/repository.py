@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections import Counter
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,8 +20,11 @@ from shared.db.models import (
     LedgerEntry,
     LedgerKind,
     ModelCall,
-    UsageDaily,
+    ScoreHourly,
+    UsageHourly,
 )
+
+SCORE_BUCKETS = 10  # the score roll-up's histogram: tenths of [0, 1]
 
 
 def lock_job(session: Session, job_id: uuid.UUID) -> Job | None:
@@ -95,11 +99,11 @@ def is_settled(session: Session, job_id: uuid.UUID) -> bool:
 
 
 def add_usage(session: Session, job: Job, call: ModelCall) -> None:
-    """Add one call to its day's roll-up row (upsert; the caller runs it once per settlement)."""
+    """Add one call to its hour's roll-up row (upsert; the caller runs it once per settlement)."""
     flops = call.flops_prompt + call.flops_generated
-    stmt = insert(UsageDaily).values(
+    stmt = insert(UsageHourly).values(
         tenant_id=job.tenant_id,
-        day=call.created_at.date(),
+        hour=call.created_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0),
         model=call.model,
         role=call.role,
         domain=job.domain,
@@ -113,14 +117,51 @@ def add_usage(session: Session, job: Job, call: ModelCall) -> None:
     excluded = stmt.excluded
     session.execute(
         stmt.on_conflict_do_update(
-            index_elements=["tenant_id", "day", "model", "role", "domain", "policy"],
+            index_elements=["tenant_id", "hour", "model", "role", "domain", "policy"],
             set_={
-                "calls": UsageDaily.calls + 1,
-                "prompt_tokens": UsageDaily.prompt_tokens + excluded.prompt_tokens,
-                "generated_tokens": UsageDaily.generated_tokens + excluded.generated_tokens,
-                "flops": UsageDaily.flops + excluded.flops,
-                "cost": UsageDaily.cost + excluded.cost,
+                "calls": UsageHourly.calls + 1,
+                "prompt_tokens": UsageHourly.prompt_tokens + excluded.prompt_tokens,
+                "generated_tokens": UsageHourly.generated_tokens + excluded.generated_tokens,
+                "flops": UsageHourly.flops + excluded.flops,
+                "cost": UsageHourly.cost + excluded.cost,
             },
+        )
+    )
+
+
+def score_bucket(score: float) -> int:
+    """The tenth of [0, 1] a classifier score falls in; 1.0 joins the last."""
+    return min(max(int(score * SCORE_BUCKETS), 0), SCORE_BUCKETS - 1)
+
+
+def add_scores(session: Session, job: Job) -> None:
+    """Add the job's checkpoint scores to the histogram of its creation hour (upsert; the
+    caller runs it once per settlement, like :func:`add_usage`)."""
+    counts = Counter(
+        score_bucket(float(entry["score"]))
+        for entry in job.scores
+        if isinstance(entry.get("score"), int | float)
+    )
+    if not counts:
+        return
+    hour = job.created_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    stmt = insert(ScoreHourly).values(
+        [
+            {
+                "tenant_id": job.tenant_id,
+                "hour": hour,
+                "domain": job.domain,
+                "policy": job.policy,
+                "bucket": bucket,
+                "checkpoints": n,
+            }
+            for bucket, n in sorted(counts.items())
+        ]
+    )
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["tenant_id", "hour", "domain", "policy", "bucket"],
+            set_={"checkpoints": ScoreHourly.checkpoints + stmt.excluded.checkpoints},
         )
     )
 

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from shared.engines.config import EngineConfig, engine_config
 from shared.errors import ConfigurationError, NotFoundError, TandemError, TransientError
 from shared.jobs.flow import NextTask, publish
 from shared.jobs.service import fail_job
+from shared.metrics import ENGINE_DURATION, ENGINE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,17 @@ _engines = _EngineLoop()
 def call_engine(role: Role, call: Callable[[EngineClient], Awaitable[T]]) -> tuple[T, EngineConfig]:
     """One engine call through the process's long-lived client for ``role``'s engine."""
     config = engine_config(role)
-    return _engines.run(config, call), config
+    model = config.profile.name
+    started = time.perf_counter()
+    try:
+        result = _engines.run(config, call)
+    except Exception as error:
+        code = error.code if isinstance(error, TandemError) else type(error).__name__
+        ENGINE_ERRORS.labels(role.value, model, code).inc()
+        raise
+    finally:
+        ENGINE_DURATION.labels(role.value, model).observe(time.perf_counter() - started)
+    return result, config
 
 
 EX_CONFIG = 78  # sysexits.h: configuration error

@@ -22,6 +22,8 @@ from shared.errors import NotFoundError
 from shared.jobs import repository as repo
 from shared.jobs.flow import NextTask, settle_task
 from shared.jobs.states import add_event, transition
+from shared.logging import bind
+from shared.metrics import count_call
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ def locked(session: Session, job_id: uuid.UUID | str) -> Job:
     job = repo.lock_job(session, uuid.UUID(str(job_id)))
     if job is None:
         raise NotFoundError(f"job {job_id} not found", field="job_id")
+    bind(tenant_id=job.tenant_id)  # every later line of this task names the tenant too
     return job
 
 
@@ -60,7 +63,7 @@ def record_call(
 ) -> bool:
     """Record a step's engine call with its cost; False if the step was already recorded."""
     cost = call_cost(profile, generation.prompt_tokens, generation.generated_tokens)
-    return repo.insert_call(
+    inserted = repo.insert_call(
         session,
         {
             "job_id": job.id,
@@ -79,6 +82,17 @@ def record_call(
             "finish_reason": generation.finish_reason,
         },
     )
+    if inserted:
+        count_call(
+            session,
+            role=role.value,
+            model=profile.name,
+            prompt_tokens=generation.prompt_tokens,
+            generated_tokens=generation.generated_tokens,
+            cost=cost.cost,
+            flops=cost.flops_prompt + cost.flops_generated,
+        )
+    return inserted
 
 
 def fail_job(job_id: uuid.UUID | str, code: str, message: str) -> list[NextTask]:

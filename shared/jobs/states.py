@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from shared.db.models import Job, JobEvent, JobStatus
 from shared.errors import TandemError
+from shared.metrics import count_job_finished
 
 S = JobStatus
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
@@ -59,6 +60,8 @@ def transition(
             to=to.value,
         )
     job.status = to.value
+    if to.terminal:
+        count_job_finished(session, job.policy, job.domain, to.value)
     session.add(
         JobEvent(
             job_id=job.id,

@@ -5,8 +5,9 @@ Gemm, Sigmoid), so it needs no exporter beyond ``onnx`` itself; the metadata car
 feature list, version, thresholds and a hash of the training data. :func:`train` checks the
 ONNX outputs against torch's on the validation rows and reports the largest difference.
 
-Input rows are JSONL with ``features`` (in :data:`shared.features.FEATURE_NAMES` order),
-``label`` (0/1) and ``split`` (``train`` or ``validation``).
+Input rows carry ``features`` (in :data:`shared.features.FEATURE_NAMES` order), ``label``
+(0/1) and ``split`` (``train`` or ``validation``); :func:`train_collected` builds them from a
+collected file (:mod:`tandem.classifier.collected`) and writes the model's card next to it.
 """
 
 from __future__ import annotations
@@ -182,5 +183,60 @@ def train(
     )
 
 
-def load_rows(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def train_collected(
+    collected: Path,
+    out: Path,
+    *,
+    version: str | None = None,
+    max_epochs: int = 300,
+    patience: int = 20,
+    seed: int = 0,
+) -> tuple[TrainResult, dict[str, Any]]:
+    """Train on a collected file's train/validation questions; returns the result and card.
+
+    Until ``calibrate`` fits them, every level's threshold is 0.5.
+    """
+    from tandem.classifier.collected import read_collected, training_rows
+    from tandem.classifier.model_files import update_card
+
+    header, questions = read_collected(collected)
+    rows = training_rows(questions)
+    if not any(r["split"] == "train" for r in rows):
+        raise ValueError(f"{collected} has no train questions to fit on")
+    digest = data_hash(rows)
+    version = version or f"{out.stem}-{digest[:8]}"
+    thresholds = [0.5] * len(header.levels)
+    result = train(
+        rows,
+        out,
+        version=version,
+        thresholds=thresholds,
+        max_epochs=max_epochs,
+        patience=patience,
+        seed=seed,
+    )
+    question_split = {r["question_id"]: r["split"] for r in rows}
+    card = update_card(
+        out,
+        version=version,
+        data_hash=digest,
+        trained_on={
+            "collected": str(collected),
+            "header": header.to_dict(),
+            "train_questions": sum(1 for s in question_split.values() if s == "train"),
+            "validation_questions": sum(1 for s in question_split.values() if s == "validation"),
+            "rows": len(rows),
+            "positive_share": round(sum(r["label"] for r in rows) / len(rows), 4),
+        },
+        training={
+            "validation_accuracy": result.validation_accuracy,
+            "validation_brier": result.validation_brier,
+            "onnx_max_abs_diff": result.onnx_max_abs_diff,
+            "epochs": result.epochs,
+            "seed": seed,
+        },
+        thresholds=thresholds,
+        calibration=None,
+        evaluation=None,
+    )
+    return result, card

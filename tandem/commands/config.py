@@ -57,7 +57,11 @@ def rows() -> list[tuple[str, str, str]]:
             if env in table:
                 continue
             default = (
-                "" if field.is_required() else json.dumps(_portable(field.default), default=str)
+                ""
+                if field.is_required()
+                else json.dumps(
+                    _portable(field.get_default(call_default_factory=True)), default=str
+                )
             )
             table[env] = (env, default, field.description or "")
     return sorted(table.values())

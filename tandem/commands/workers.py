@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from enum import StrEnum
 
 import typer
@@ -24,6 +26,14 @@ def worker(
     pool: str = typer.Option("prefork", help="Celery pool: prefork, threads or solo."),
 ) -> None:
     """Run one service's Celery worker on its own queue."""
+    from shared.metrics_dir import MULTIPROC_ENV, prepare_multiprocess
+    from shared.settings import get_worker_settings
+
+    if get_worker_settings().metrics_port and pool == "prefork" and MULTIPROC_ENV not in os.environ:
+        # Pool processes do the work; the main process serves what they all counted.
+        if "prometheus_client" in sys.modules:
+            raise RuntimeError("prometheus_client was imported before its mode could be chosen")
+        prepare_multiprocess(f"worker-{service.value}")
     module = importlib.import_module(f"services.{service.value}.app")
     celery_app = module.app
     argv = [
@@ -61,6 +71,12 @@ def serve_api(
 ) -> None:
     """Serve the FastAPI job API with uvicorn."""
     import uvicorn
+
+    from shared.metrics_dir import MULTIPROC_ENV, prepare_multiprocess
+
+    if workers > 1 and MULTIPROC_ENV not in os.environ:
+        # Each uvicorn worker counts in its own files; /metrics sums them all.
+        prepare_multiprocess("api")
 
     uvicorn.run(
         "services.api.app:create_app",

@@ -21,6 +21,7 @@ from services.api.schemas import (
     CancelOut,
     ErrorOut,
     JobAccepted,
+    JobAudit,
     JobCreate,
     JobOut,
     JobPage,
@@ -113,6 +114,13 @@ async def list_jobs(
 async def get_job(job_id: uuid.UUID, tenant: TenantDep, settings: SettingsDep) -> JobOut:
     """Status, answer, insights, truncation, usage per model and role, cost and timings."""
     return await run_in_threadpool(service.get_job, settings, tenant, job_id)
+
+
+@router.get("/{job_id}/audit", response_model=JobAudit)
+async def audit(job_id: uuid.UUID, tenant: TenantDep, settings: SettingsDep) -> JobAudit:
+    """Truncation point and reason, scores, every model call (tokens, latency, FLOPs, cost)
+    and every event, in order."""
+    return await run_in_threadpool(service.job_audit, settings, tenant, job_id)
 
 
 @router.post("/{job_id}/cancel", response_model=CancelOut)

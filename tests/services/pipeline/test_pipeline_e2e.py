@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 from shared.celery_base import producer_app, send
 from shared.classifier import DEFAULT_MODEL_PATH, register_version
-from shared.db.models import Job, JobEvent, JobStatus, LedgerEntry, ModelCall, Policy, UsageDaily
+from shared.db.models import Job, JobEvent, JobStatus, LedgerEntry, ModelCall, Policy, UsageHourly
 from shared.db.session import unit_of_work
 from shared.tasks import TaskName
 from tests.conftest import WorkerPool, start_workers, stop_workers, wait_for_workers
@@ -130,7 +130,7 @@ def test_job_runs_through_every_service_and_stops_at_a_middle_level(
             )
         )
         usage = session.scalars(
-            select(UsageDaily).where(UsageDaily.tenant_id == job.tenant_id)
+            select(UsageHourly).where(UsageHourly.tenant_id == job.tenant_id)
         ).all()
     assert statuses == ["scoring", "coordinating", "scoring", "executing", "settling", "succeeded"]
     assert {u.role for u in usage} == {"scorer", "coordinator", "executor"}

@@ -8,7 +8,6 @@ import random
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from sqlalchemy.orm import Session
 
@@ -16,7 +15,6 @@ from shared.classifier import ClassifierRuntime, read_metadata, register_version
 from shared.classifier import repository as classifier_repo
 from shared.errors import ConfigurationError
 from shared.features import FEATURE_NAMES, features
-from tandem.classifier.bootstrap import fit_thresholds
 from tandem.classifier.train import train
 
 
@@ -101,11 +99,3 @@ def test_runtime_refuses_a_foreign_feature_list(
     register_version(db_session, foreign, version="unit-foreign")
     with pytest.raises(ConfigurationError, match="trained on features"):
         ClassifierRuntime(default_path=trained[0]).current(db_session)
-
-
-def test_threshold_fit_on_a_known_case() -> None:
-    # level 0: right exactly when score >= 0.6; level 1: always right.
-    scores = [[0.9, 0.1], [0.7, 0.2], [0.6, 0.3], [0.2, 0.4], [0.1, 0.5]]
-    labels = [[1, 1], [1, 1], [1, 1], [0, 1], [0, 1]]
-    assert fit_thresholds(scores, labels, target=1.0) == [0.6, 0.1]
-    assert np.isclose(fit_thresholds(scores, labels, target=0.75)[0], 0.2)

@@ -1,0 +1,103 @@
+"""Bare arithmetic expressions ("What is 17 * 3 + 12?") with exact answers.
+
+The one domain the simulator engine can answer: it evaluates the first arithmetic expression of
+a question and writes insights that work it out step by step (see
+:mod:`services.engine.backends.sim`), so a classifier collected on it has a real signal to
+learn. The shipped simulator-trained classifier is collected on this domain. Real models find it
+easy at two operands and hard at four.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+
+from shared.datasets.records import Split, TaskRecord, record_id, split_of
+
+DOMAIN = "arithmetic"
+
+
+@dataclass(frozen=True)
+class ArithmeticDifficulty:
+    min_operands: int
+    max_operands: int
+    max_operand: int
+
+
+DIFFICULTIES: dict[str, ArithmeticDifficulty] = {
+    "easy": ArithmeticDifficulty(2, 2, 20),
+    "medium": ArithmeticDifficulty(2, 3, 40),
+    "hard": ArithmeticDifficulty(3, 4, 60),
+    # The registry's default preset: the two-to-four-operand mix the simulator model saw.
+    "lab": ArithmeticDifficulty(2, 4, 60),
+}
+
+
+def _value(terms: list[int], ops: list[str]) -> Fraction:
+    """Exact value with the usual precedence (only + - * occur, so no division by zero)."""
+    products: list[Fraction] = [Fraction(terms[0])]
+    signs: list[int] = [1]
+    for op, term in zip(ops, terms[1:], strict=True):
+        if op == "*":
+            products[-1] *= term
+        else:
+            products.append(Fraction(term))
+            signs.append(1 if op == "+" else -1)
+    return sum((s * p for s, p in zip(signs, products, strict=True)), Fraction(0))
+
+
+def _problem(rng: random.Random, d: ArithmeticDifficulty) -> tuple[str, str, str, str, int]:
+    count = rng.randint(d.min_operands, d.max_operands)
+    terms = [rng.randint(2, d.max_operand) for _ in range(count)]
+    ops = [rng.choice("+-*") for _ in terms[1:]]
+    expression = str(terms[0]) + "".join(f" {o} {t}" for o, t in zip(ops, terms[1:], strict=True))
+    value = _value(terms, ops)
+    answer = str(value.numerator) if value.denominator == 1 else str(value)
+    question = f"What is {expression}?"
+    solution = f"{expression} = {answer}. Answer: {answer}"
+    insights = (
+        f"Goal: the value of {expression}. "
+        "Plan: multiply first, then add and subtract from left to right. "
+        f"Retrieval: {', '.join(str(t) for t in terms)}. "
+        f"Action: {expression} = {answer}."
+    )
+    return question, solution, insights, answer, count
+
+
+def generate(
+    split: Split, count: int, *, seed: int = 0, difficulty: str = "lab"
+) -> list[TaskRecord]:
+    """``count`` distinct expressions of ``split``; the same arguments always give the same list."""
+    return list(iter_records(split, seed=seed, difficulty=difficulty, limit=count))
+
+
+def iter_records(
+    split: Split, *, seed: int = 0, difficulty: str = "lab", limit: int | None = None
+) -> Iterator[TaskRecord]:
+    settings = DIFFICULTIES[difficulty]
+    rng = random.Random(f"{DOMAIN}:{difficulty}:{seed}")
+    seen: set[str] = set()
+    produced = 0
+    attempts = 0
+    while limit is None or produced < limit:
+        attempts += 1
+        if limit is not None and attempts > 200 * limit + 10_000:
+            raise RuntimeError(f"could not generate {limit} distinct {split} expressions")
+        question, solution, insights, answer, operands = _problem(rng, settings)
+        if split_of(question) is not split or question in seen:
+            continue
+        seen.add(question)
+        produced += 1
+        yield TaskRecord(
+            id=record_id(DOMAIN, question),
+            domain=DOMAIN,
+            split=split,
+            question=question,
+            reference=answer,
+            solution=solution,
+            insights=insights,
+            grader="math",
+            meta={"operands": operands, "difficulty": difficulty},
+        )
