@@ -77,6 +77,8 @@ def _demo(stack: Stack, timeout_s: float) -> None:
     )
     console.print(f"cost         ${job.get('cost')}")
     console.print(f"audit trail  tandem audit job {job['id']}")
+    console.print(f"dashboard    {stack.api_url}/dashboard/jobs/{job['id']}")
+    console.print(f"             sign in with the demo tenant's key {result.key}")
     if job["status"] != "succeeded":
         raise typer.Exit(1)
 

@@ -26,6 +26,7 @@ TERMINAL = {"succeeded", "failed", "cancelled", "rejected"}
 class DemoResult:
     job: dict[str, Any]
     url: str
+    key: str  # the demo tenant's fresh key: it signs in to the dashboard too
 
 
 def _check(response: httpx.Response) -> dict[str, Any]:
@@ -76,5 +77,5 @@ def run_demo(api_url: str, admin_key: str, timeout_s: float) -> DemoResult:
         while True:
             job = _check(client.get(url, headers=auth))
             if job["status"] in TERMINAL or time.monotonic() > deadline:
-                return DemoResult(job=job, url=f"{api_url}{url}")
+                return DemoResult(job=job, url=f"{api_url}{url}", key=key)
             time.sleep(1.0)

@@ -149,6 +149,7 @@ class Stack:
             "API": self.api_url,
             "API reference (OpenAPI)": f"{self.api_url}/docs",
             "API metrics": f"{self.api_url}/metrics",
+            "dashboard": f"{self.api_url}/dashboard",
             **{f"{role} engine": self.url(port) for role, port in self.engine_ports().items()},
         }
 
