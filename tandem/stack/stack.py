@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -32,6 +33,26 @@ from tandem.stack.processes import (
     tandem_argv,
 )
 from tandem.stack.settings import StackSettings
+
+# The classifier trained on what the bundled real pair (Gemma 3 270M → SmolLM2-135M) produced,
+# and the level schedule it was trained and calibrated on: a classifier's thresholds are per
+# level, so the two go together.
+REAL_PAIR_CLASSIFIER = (
+    Path(__file__).resolve().parents[2] / "models" / "classifier" / "gemma-smollm2-mlp-v1.onnx"
+)
+
+
+def real_pair_classifier_env() -> dict[str, str]:
+    """Classifier and levels for the real local engines, unless the user set either."""
+    card = REAL_PAIR_CLASSIFIER.with_suffix(".json")
+    if not card.exists() or {"TANDEM_CLASSIFIER_DEFAULT_PATH", "TANDEM_LEVELS"} & set(os.environ):
+        return {}
+    levels = json.loads(card.read_text())["trained_on"]["header"]["levels"]
+    return {
+        "TANDEM_CLASSIFIER_DEFAULT_PATH": str(REAL_PAIR_CLASSIFIER),
+        "TANDEM_LEVELS": json.dumps(levels),
+    }
+
 
 Report = Callable[[str], None]
 
@@ -87,6 +108,8 @@ class Stack:
             prefix = f"TANDEM_{role.upper()}_ENGINE_"
             env[prefix + "URL"] = self.url(self.engine_ports()[role])
             env[prefix + "MODEL_ID"] = model
+        if self.settings.engines != "sim":
+            env.update(real_pair_classifier_env())
         return env
 
     def engine_specs(self) -> list[ProcessSpec]:
