@@ -20,16 +20,22 @@ RESULTS = ROOT / "models" / "classifier" / "results" / "gemma-smollm2-mlp-v1"
 
 
 def test_committed_table_is_what_evaluate_writes(tmp_path: Path) -> None:
-    model, collected = (str(path.relative_to(ROOT)) for path in (MODEL, COLLECTED))
-    command = ["classifier", "evaluate", model, collected, "--results", str(tmp_path)]
+    # evaluate records its figures in the model's card: work on a copy, not the committed one.
+    model = tmp_path / MODEL.name
+    model.write_bytes(MODEL.read_bytes())
+    model.with_suffix(".json").write_text(MODEL.with_suffix(".json").read_text())
+    collected = str(COLLECTED.relative_to(ROOT))
+    results = tmp_path / "results"
+    command = ["classifier", "evaluate", str(model), collected, "--results", str(results)]
     subprocess.run(
         [sys.executable, "-m", "tandem", *command], check=True, cwd=ROOT, capture_output=True
     )
-    assert (tmp_path / "table.md").read_text() == (RESULTS / "table.md").read_text()
-    fresh = json.loads((tmp_path / "results.json").read_text())
+    assert (results / "table.md").read_text() == (RESULTS / "table.md").read_text()
+    fresh = json.loads((results / "results.json").read_text())
     committed = json.loads((RESULTS / "results.json").read_text())
-    for results in (fresh, committed):
-        results["meta"].pop("created_at")
+    for figures in (fresh, committed):
+        figures["meta"].pop("created_at")
+        figures["meta"].pop("model")  # where the (copied) model file was
     assert fresh == committed
 
 
