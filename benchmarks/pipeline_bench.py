@@ -36,13 +36,7 @@ from tandem.stack.infra import (  # noqa: E402
 )
 from tandem.stack.settings import StackSettings  # noqa: E402
 
-_stack = StackSettings()
-INFRA = InfraConfig(
-    root=(ROOT / _stack.dir).resolve() if not _stack.dir.is_absolute() else _stack.dir,
-    pg_port=_stack.pg_port,
-    redis_port=_stack.redis_port,
-    host=_stack.host,
-)
+INFRA = InfraConfig.from_settings(StackSettings(), base=ROOT)
 DATABASE_URL = INFRA.database_url("tandem_pipeline_bench")
 REDIS_URL = INFRA.redis_url(13)
 os.environ.update(

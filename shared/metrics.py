@@ -98,6 +98,14 @@ def tenant_label(tenant: str, allowed: Iterable[str]) -> str:
     return tenant if tenant in set(allowed) else OTHER_TENANT
 
 
+def count_rejection(reason: str, tenant: str, allowed: Iterable[str]) -> None:
+    """Count a submission refused for ``reason``, labelled with ``tenant`` when allow-listed.
+
+    Counted at once, not after a commit: a refusal writes nothing that could be rolled back.
+    """
+    ADMISSION_REJECTIONS.labels(reason, tenant_label(tenant, allowed)).inc()
+
+
 # -- after-commit increments ---------------------------------------------------------------
 
 _PENDING = "tandem_metrics_pending"

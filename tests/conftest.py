@@ -39,13 +39,7 @@ TEST_DATABASE = os.environ.get("TANDEM_TEST_DATABASE", f"tandem_test_{os.getpid(
 _OWN_DATABASE = "TANDEM_TEST_DATABASE" not in os.environ  # a named one is kept for inspection
 TEST_REDIS_DB = int(os.environ.get("TANDEM_TEST_REDIS_DB", str(1 + os.getpid() % 15)))
 
-_stack = StackSettings()
-INFRA = InfraConfig(
-    root=(ROOT / _stack.dir).resolve() if not _stack.dir.is_absolute() else _stack.dir,
-    pg_port=_stack.pg_port,
-    redis_port=_stack.redis_port,
-    host=_stack.host,
-)
+INFRA = InfraConfig.from_settings(StackSettings(), base=ROOT)
 DATABASE_URL = INFRA.database_url(TEST_DATABASE)
 REDIS_URL = INFRA.redis_url(TEST_REDIS_DB)
 

@@ -15,7 +15,7 @@ from services.api.settings import ApiSettings
 from shared.db.models import Tenant
 from shared.db.session import unit_of_work
 from shared.logging import bind
-from shared.metrics import ADMISSION_REJECTIONS, tenant_label
+from shared.metrics import count_rejection
 from shared.tenants import AuthenticationFailed, PermissionDenied, authenticate
 
 
@@ -59,8 +59,7 @@ async def current_tenant(
             check_rate, request.app.state.redis, tenant.id, tenant.rate_limit_rpm
         )
     except RateLimited:
-        label = tenant_label(tenant.name, settings.metrics_tenants)
-        ADMISSION_REJECTIONS.labels("requests_per_minute", label).inc()
+        count_rejection("requests_per_minute", tenant.name, settings.metrics_tenants)
         raise
     return tenant
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
-from shared.datasets.records import Split, TaskRecord, record_id, split_of
+from shared.datasets.records import Draft, Split, TaskRecord, distinct_records
 
 DOMAIN = "arithmetic"
 
@@ -48,7 +48,7 @@ def _value(terms: list[int], ops: list[str]) -> Fraction:
     return sum((s * p for s, p in zip(signs, products, strict=True)), Fraction(0))
 
 
-def _problem(rng: random.Random, d: ArithmeticDifficulty) -> tuple[str, str, str, str, int]:
+def _problem(rng: random.Random, d: ArithmeticDifficulty) -> Draft:
     count = rng.randint(d.min_operands, d.max_operands)
     terms = [rng.randint(2, d.max_operand) for _ in range(count)]
     ops = [rng.choice("+-*") for _ in terms[1:]]
@@ -63,7 +63,7 @@ def _problem(rng: random.Random, d: ArithmeticDifficulty) -> tuple[str, str, str
         f"Retrieval: {', '.join(str(t) for t in terms)}. "
         f"Action: {expression} = {answer}."
     )
-    return question, solution, insights, answer, count
+    return Draft(question, answer, solution, insights, {"operands": count})
 
 
 def generate(
@@ -77,27 +77,13 @@ def iter_records(
     split: Split, *, seed: int = 0, difficulty: str = "lab", limit: int | None = None
 ) -> Iterator[TaskRecord]:
     settings = DIFFICULTIES[difficulty]
-    rng = random.Random(f"{DOMAIN}:{difficulty}:{seed}")
-    seen: set[str] = set()
-    produced = 0
-    attempts = 0
-    while limit is None or produced < limit:
-        attempts += 1
-        if limit is not None and attempts > 200 * limit + 10_000:
-            raise RuntimeError(f"could not generate {limit} distinct {split} expressions")
-        question, solution, insights, answer, operands = _problem(rng, settings)
-        if split_of(question) is not split or question in seen:
-            continue
-        seen.add(question)
-        produced += 1
-        yield TaskRecord(
-            id=record_id(DOMAIN, question),
-            domain=DOMAIN,
-            split=split,
-            question=question,
-            reference=answer,
-            solution=solution,
-            insights=insights,
-            grader="math",
-            meta={"operands": operands, "difficulty": difficulty},
-        )
+    yield from distinct_records(
+        lambda rng: _problem(rng, settings),
+        split,
+        domain=DOMAIN,
+        grader="math",
+        difficulty=difficulty,
+        seed=seed,
+        limit=limit,
+        noun="expressions",
+    )

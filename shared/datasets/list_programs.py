@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from shared.datasets.records import Split, TaskRecord, record_id, split_of
+from shared.datasets.records import Draft, Split, TaskRecord, distinct_records
 
 DOMAIN = "lists"
 
@@ -75,7 +75,7 @@ def _op(rng: random.Random, items: list[int]) -> ListOp | None:
     return None
 
 
-def _problem(rng: random.Random, d: ListDifficulty) -> tuple[str, str, str, str, int]:
+def _problem(rng: random.Random, d: ListDifficulty) -> Draft:
     start = [rng.randint(0, 9) for _ in range(rng.randint(d.min_length, d.max_length))]
     n_ops = rng.randint(d.min_ops, d.max_ops)
     reduce = rng.random() < 0.5
@@ -117,7 +117,7 @@ def _problem(rng: random.Random, d: ListDifficulty) -> tuple[str, str, str, str,
         f"Retrieval: {'; '.join(facts)}. "
         f"Action: {'; '.join(results)}."
     )
-    return question, solution, insights, answer, n_ops
+    return Draft(question, answer, solution, insights, {"steps": n_ops})
 
 
 def generate(
@@ -131,27 +131,13 @@ def iter_records(
     split: Split, *, seed: int = 0, difficulty: str = "lab", limit: int | None = None
 ) -> Iterator[TaskRecord]:
     settings = DIFFICULTIES[difficulty]
-    rng = random.Random(f"{DOMAIN}:{difficulty}:{seed}")
-    seen: set[str] = set()
-    produced = 0
-    attempts = 0
-    while limit is None or produced < limit:
-        attempts += 1
-        if limit is not None and attempts > 200 * limit + 10_000:
-            raise RuntimeError(f"could not generate {limit} distinct {split} programs")
-        question, solution, insights, answer, n_ops = _problem(rng, settings)
-        if split_of(question) is not split or question in seen:
-            continue
-        seen.add(question)
-        produced += 1
-        yield TaskRecord(
-            id=record_id(DOMAIN, question),
-            domain=DOMAIN,
-            split=split,
-            question=question,
-            reference=answer,
-            solution=solution,
-            insights=insights,
-            grader="list",
-            meta={"steps": n_ops, "difficulty": difficulty},
-        )
+    yield from distinct_records(
+        lambda rng: _problem(rng, settings),
+        split,
+        domain=DOMAIN,
+        grader="list",
+        difficulty=difficulty,
+        seed=seed,
+        limit=limit,
+        noun="programs",
+    )

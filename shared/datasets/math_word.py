@@ -15,7 +15,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from shared.datasets.records import Split, TaskRecord, record_id, split_of
+from shared.datasets.records import Draft, Split, TaskRecord, distinct_records
 
 DOMAIN = "math"
 
@@ -178,8 +178,7 @@ def _scale(rng: random.Random, x: int, d: MathDifficulty, items: str) -> _Step |
 _STEP_KINDS = (_add, _subtract, _groups, _scale)
 
 
-def _problem(rng: random.Random, d: MathDifficulty) -> tuple[str, str, str, int, int]:
-    """One problem as (question, solution, insights, answer, steps)."""
+def _problem(rng: random.Random, d: MathDifficulty) -> Draft:
     name, items = rng.choice(NAMES), rng.choice(ITEMS)
     pronoun = rng.choice(("he", "she"))
     n_steps = rng.randint(d.min_steps, d.max_steps)
@@ -203,7 +202,7 @@ def _problem(rng: random.Random, d: MathDifficulty) -> tuple[str, str, str, int,
         f"Retrieval: {start} {' '.join(step.retrieval for step in steps)}. "
         f"Action: {', '.join(eq for step in steps for eq in step.equations)}."
     )
-    return question, solution, insights, x, n_steps
+    return Draft(question, str(x), solution, insights, {"steps": n_steps})
 
 
 def generate(
@@ -217,27 +216,13 @@ def iter_records(
     split: Split, *, seed: int = 0, difficulty: str = "lab", limit: int | None = None
 ) -> Iterator[TaskRecord]:
     settings = DIFFICULTIES[difficulty]
-    rng = random.Random(f"{DOMAIN}:{difficulty}:{seed}")
-    seen: set[str] = set()
-    produced = 0
-    attempts = 0
-    while limit is None or produced < limit:
-        attempts += 1
-        if limit is not None and attempts > 200 * limit + 10_000:
-            raise RuntimeError(f"could not generate {limit} distinct {split} problems")
-        question, solution, insights, answer, n_steps = _problem(rng, settings)
-        if split_of(question) is not split or question in seen:
-            continue
-        seen.add(question)
-        produced += 1
-        yield TaskRecord(
-            id=record_id(DOMAIN, question),
-            domain=DOMAIN,
-            split=split,
-            question=question,
-            reference=str(answer),
-            solution=solution,
-            insights=insights,
-            grader="math",
-            meta={"steps": n_steps, "difficulty": difficulty},
-        )
+    yield from distinct_records(
+        lambda rng: _problem(rng, settings),
+        split,
+        domain=DOMAIN,
+        grader="math",
+        difficulty=difficulty,
+        seed=seed,
+        limit=limit,
+        noun="problems",
+    )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -91,6 +92,65 @@ class TaskRecord:
 
 def record_id(domain: str, question: str) -> str:
     return f"{domain}-{question_digest(question)[:12]}"
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One generated question before it is kept: a generator's part of a :class:`TaskRecord`.
+
+    Drafts are made and mostly thrown away (about four in five are in another split), so the id,
+    split and shared fields are only filled in by :func:`distinct_records` for the ones it keeps.
+    """
+
+    question: str
+    reference: str
+    solution: str
+    insights: str
+    meta: dict[str, Any]
+
+
+def distinct_records(
+    draw: Callable[[random.Random], Draft],
+    split: Split,
+    *,
+    domain: str,
+    grader: str,
+    difficulty: str,
+    seed: int,
+    limit: int | None,
+    noun: str,
+) -> Iterator[TaskRecord]:
+    """Records of ``split`` with distinct questions, drawn one after another from ``draw``.
+
+    One RNG seeded by domain, difficulty and seed feeds every draw, and drafts of other splits
+    still consume it, so the same arguments always give the same records in the same order:
+    committed model data is hashed from these lists. ``limit`` None draws for ever; with a limit,
+    a difficulty too narrow to hold that many questions raises instead of looping.
+    """
+    rng = random.Random(f"{domain}:{difficulty}:{seed}")
+    seen: set[str] = set()
+    produced = 0
+    attempts = 0
+    while limit is None or produced < limit:
+        attempts += 1
+        if limit is not None and attempts > 200 * limit + 10_000:
+            raise RuntimeError(f"could not generate {limit} distinct {split} {noun}")
+        draft = draw(rng)
+        if split_of(draft.question) is not split or draft.question in seen:
+            continue
+        seen.add(draft.question)
+        produced += 1
+        yield TaskRecord(
+            id=record_id(domain, draft.question),
+            domain=domain,
+            split=split,
+            question=draft.question,
+            reference=draft.reference,
+            solution=draft.solution,
+            insights=draft.insights,
+            grader=grader,
+            meta={**draft.meta, "difficulty": difficulty},
+        )
 
 
 def write_jsonl(path: Path, records: Iterable[TaskRecord]) -> int:

@@ -15,6 +15,7 @@ import psycopg
 import redis
 
 from tandem.stack.binaries import Binaries
+from tandem.stack.settings import StackSettings
 
 PG_USER = "tandem"
 PG_DATABASE = "tandem"
@@ -26,6 +27,21 @@ class InfraConfig:
     pg_port: int = 55432
     redis_port: int = 56379
     host: str = "127.0.0.1"
+
+    @classmethod
+    def from_settings(cls, settings: StackSettings, *, base: Path | None = None) -> InfraConfig:
+        """The servers a stack with ``settings`` runs.
+
+        A relative ``settings.dir`` is taken from ``base``: the working directory by default, as
+        ``tandem stack`` does; tests and benchmarks pass the repository root so that they find
+        the stack's servers from wherever they are started.
+        """
+        return cls(
+            root=((base or Path.cwd()) / settings.dir).resolve(),
+            pg_port=settings.pg_port,
+            redis_port=settings.redis_port,
+            host=settings.host,
+        )
 
     @property
     def pg_data(self) -> Path:

@@ -1,4 +1,5 @@
-// Shared by the dashboard pages: the key, calls to the JSON API, formatting, DOM and charts.
+// Shared by the dashboard pages: the header and key form, the key, calls to the JSON API,
+// formatting, DOM and charts.
 // Everything from the API is inserted as text (never as HTML): job questions and answers are
 // the tenant's own free text.
 "use strict";
@@ -187,6 +188,37 @@ const Dash = (() => {
     clearKey();
     window.location.assign("/dashboard");
   }
+
+  // What every page has around its own parts, written once here: the title (a link home except
+  // on the overview) and Sign out in the header, the key form and the error banner. This script
+  // runs before each page's own (deferred scripts run in order), so that one finds them in place.
+  // A page gives its form's heading and help text as the children of <section id="login">.
+  function frame() {
+    const header = document.querySelector("header.topbar");
+    const title = ["Tandem serve ", el("span", { class: "muted" }, "dashboard")];
+    const home = window.location.pathname === "/dashboard";
+    header.prepend(el("h1", {}, ...(home ? title : [el("a", { href: "/dashboard" }, ...title)])));
+    header
+      .querySelector(".who")
+      .append(el("button", { type: "button", id: "sign-out", class: "link" }, "Sign out"));
+    const login = byId("login");
+    login.replaceChildren(
+      el(
+        "form",
+        { id: "login-form" },
+        ...login.children,
+        el("label", { for: "key" }, "API key"),
+        el("input", {
+          type: "password", id: "key", autocomplete: "off", spellcheck: "false", required: "",
+        }),
+        el("button", { type: "submit", id: "open" }, "Open"),
+        el("p", { class: "error", id: "login-error", hidden: "" }),
+      ),
+    );
+    login.after(el("p", { class: "error banner", id: "error", hidden: "" }));
+  }
+
+  frame();
 
   return {
     ApiError, api, byId, chart, clearKey, color, duration, el, flops, hideError, integer,
