@@ -8,7 +8,8 @@ from shared.db.models import Domain
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?")
 _CODE_BLOCK = re.compile(r"```(?:[\w+-]+)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
-_ANSWER_IS = re.compile(r"answer is:?\s*(.+)", re.IGNORECASE)
+# "The answer is X", "answer is: X" and a closing "Answer: X".
+_ANSWER_IS = re.compile(r"\banswer(?:\s+is\s*:?|\s*:)\s*(.+)", re.IGNORECASE)
 
 
 def boxed(text: str) -> str | None:

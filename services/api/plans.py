@@ -15,7 +15,7 @@ from services.api.settings import ApiSettings
 from shared.costs import Plan, Profiles, worst_case_cost
 from shared.db.models import Domain, Policy, Role
 from shared.errors import ValidationFailed
-from shared.prompts import PROMPT_VERSION, template_overhead_tokens
+from shared.prompts import family_of, prompt_version_of, template_overhead_tokens
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,11 @@ def load_profiles() -> Profiles:
     )
 
 
-def template_for(domain: Domain) -> Template:
-    """The prompt templates' version and their overhead bound for ``domain``."""
-    return Template(PROMPT_VERSION, template_overhead_tokens(domain))
+def template_for(domain: Domain, profiles: Profiles) -> Template:
+    """The version of the layout the configured coordinator is prompted with, and the templates'
+    overhead bound for ``domain``."""
+    version = prompt_version_of(family_of(profiles.coordinator.name))
+    return Template(version, template_overhead_tokens(domain))
 
 
 def schedule(settings: ApiSettings, domain: Domain, requested: list[int] | None) -> tuple[int, ...]:

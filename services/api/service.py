@@ -36,7 +36,7 @@ from shared.db.models import Job, JobStatus, Tenant
 from shared.db.session import unit_of_work
 from shared.errors import NotFoundError, TransientError, ValidationFailed
 from shared.jobs.audit import job_audit as audit_of
-from shared.metrics import ADMISSION_REJECTIONS, JOBS_SUBMITTED, on_commit, tenant_label
+from shared.metrics import JOBS_SUBMITTED, count_rejection, on_commit, tenant_label
 from shared.tenants import Conflict
 from shared.tracing import current_trace_id
 
@@ -122,8 +122,7 @@ def submit_job(
     try:
         return _submit(settings, tenant, body, profiles, publish, idempotency_key)
     except (BudgetExceeded, RateLimited) as refused:
-        label = tenant_label(tenant.name, settings.metrics_tenants)
-        ADMISSION_REJECTIONS.labels(refused.code, label).inc()
+        count_rejection(refused.code, tenant.name, settings.metrics_tenants)
         raise
 
 
@@ -141,7 +140,7 @@ def _submit(
             existing = repo.job_by_idempotency_key(session, tenant.id, idempotency_key)
             if existing is not None:
                 return _replay(existing, body)
-    template = template_for(body.domain)
+    template = template_for(body.domain, profiles)
     plan = requested_plan(
         settings,
         body.domain,

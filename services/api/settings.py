@@ -23,8 +23,10 @@ class ApiSettings(WorkerSettings):
     max_metadata_bytes: int = Field(
         8_192, description="Largest JSON-encoded job metadata accepted."
     )
+    # The shipped default classifier's own schedule: its thresholds are per level (a test keeps
+    # the two equal).
     levels: list[int] = Field(
-        [0, 100, 500, 1000],
+        [0, 32, 96, 192],
         description="Cumulative insight-token budget of each truncation level (level 0 = none).",
     )
     domain_levels: dict[str, list[int]] = Field(

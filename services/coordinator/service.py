@@ -17,7 +17,7 @@ from shared.jobs.flow import NextTask
 from shared.jobs.runner import call_engine
 from shared.jobs.service import cancel_if_requested, is_over, locked, record_call
 from shared.jobs.states import add_event, transition
-from shared.prompts import END_OF_INSIGHTS, family_of, insight_prompt
+from shared.prompts import end_of_insights, family_of, insight_prompt
 from shared.tasks import TaskName
 
 FINISHED_REASONS = frozenset({"eos_token", "stop_sequence"})
@@ -62,13 +62,15 @@ def extend(job_id: uuid.UUID | str, level: int) -> list[NextTask]:
         question, insights, domain = job.question, job.insights, job.domain
 
     async def generate(client: EngineClient) -> Generation:
-        prompt = insight_prompt(question, insights, domain, family_of(client.profile.name))
-        return await client.generate(prompt, max_new_tokens=budget, stop=[END_OF_INSIGHTS])
+        family = family_of(client.profile.name)
+        prompt = insight_prompt(question, insights, domain, family)
+        return await client.generate(prompt, max_new_tokens=budget, stop=[end_of_insights(family)])
 
     generation, config = call_engine(Role.COORDINATOR, generate)
+    marker = end_of_insights(family_of(config.profile.name))
     text = generation.text
-    finished = generation.finish_reason in FINISHED_REASONS or END_OF_INSIGHTS in text
-    text = text.split(END_OF_INSIGHTS, 1)[0]
+    finished = generation.finish_reason in FINISHED_REASONS or marker in text
+    text = text.split(marker, 1)[0]
 
     with unit_of_work() as session:
         job = locked(session, job_id)

@@ -5,6 +5,8 @@ See :mod:`shared.classifier.runtime`. Training lives in :mod:`tandem.classifier.
 
 from shared.classifier.runtime import (
     DEFAULT_MODEL_PATH,
+    LAB_MODEL_PATH,
+    SIM_MODEL_PATH,
     ClassifierRuntime,
     LoadedClassifier,
     ModelMetadata,
@@ -14,6 +16,8 @@ from shared.classifier.runtime import (
 
 __all__ = [
     "DEFAULT_MODEL_PATH",
+    "LAB_MODEL_PATH",
+    "SIM_MODEL_PATH",
     "ClassifierRuntime",
     "LoadedClassifier",
     "ModelMetadata",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from shared.datasets import arithmetic, list_programs, math_word
+from shared.datasets import arithmetic, catalog, list_programs, math_word
 from shared.datasets.records import Split, TaskRecord
 
 
@@ -19,12 +19,14 @@ GENERATORS: dict[str, Generator] = {
     math_word.DOMAIN: math_word.generate,
     list_programs.DOMAIN: list_programs.generate,
     arithmetic.DOMAIN: arithmetic.generate,
+    catalog.DOMAIN: catalog.generate,
 }
 
 DIFFICULTIES: dict[str, Callable[[], list[str]]] = {
     math_word.DOMAIN: lambda: sorted(math_word.DIFFICULTIES),
     list_programs.DOMAIN: lambda: sorted(list_programs.DIFFICULTIES),
     arithmetic.DOMAIN: lambda: sorted(arithmetic.DIFFICULTIES),
+    catalog.DOMAIN: lambda: sorted(catalog.DIFFICULTIES),
 }
 
 

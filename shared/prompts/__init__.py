@@ -8,22 +8,28 @@ reserve a job's worst case (:func:`shared.costs.worst_case_cost`).
 
 from shared.prompts.templates import (
     END_OF_INSIGHTS,
+    LAB_MODEL_PREFIX,
     PROMPT_VERSION,
     TEMPLATE_OVERHEAD_TOKENS,
     ModelFamily,
+    end_of_insights,
     executor_prompt,
     family_of,
     insight_prompt,
+    prompt_version_of,
     template_overhead_tokens,
 )
 
 __all__ = [
     "END_OF_INSIGHTS",
+    "LAB_MODEL_PREFIX",
     "PROMPT_VERSION",
     "TEMPLATE_OVERHEAD_TOKENS",
     "ModelFamily",
+    "end_of_insights",
     "executor_prompt",
     "family_of",
     "insight_prompt",
+    "prompt_version_of",
     "template_overhead_tokens",
 ]

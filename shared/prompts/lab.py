@@ -1,4 +1,4 @@
-"""The plain-text prompt formats of the lab model pair.
+"""The plain-text prompt formats of the lab model pair (`models/lab`, `tandem lab`).
 
 Both models read and write one layout, so any engine can drive them with plain strings::
 

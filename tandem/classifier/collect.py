@@ -27,7 +27,7 @@ from shared.db.models import Role
 from shared.engines import check_engine, make_client
 from shared.engines.base import EngineClient, Generation
 from shared.engines.config import EngineConfig, ScorerEngineSettings, engine_config
-from shared.prompts import END_OF_INSIGHTS, PROMPT_VERSION, family_of, insight_prompt
+from shared.prompts import end_of_insights, family_of, insight_prompt, prompt_version_of
 from shared.prompts import executor_prompt as make_executor_prompt
 from tandem.classifier.collected import (
     Answer,
@@ -109,7 +109,7 @@ def make_header(
     specs: dict[Role, EngineSpec], levels: Sequence[int], answer_tokens: int, source: str
 ) -> CollectHeader:
     return CollectHeader(
-        prompt_version=PROMPT_VERSION,
+        prompt_version=prompt_version_of(family_of(specs[Role.COORDINATOR].model)),
         coordinator=specs[Role.COORDINATOR],
         executor=specs[Role.EXECUTOR],
         scorer=specs[Role.SCORER],
@@ -160,6 +160,7 @@ async def collect_question(
     """Every level of one question, in order (each level extends the previous insights)."""
     domain = prompt_domain(record.domain)
     coordinator_family = family_of(engines.coordinator.profile.name)
+    marker = end_of_insights(coordinator_family)
     scorer_family = family_of(engines.scorer.profile.name)
     insights, insight_tokens, finished = "", 0, False
     results: list[LevelResult] = []
@@ -169,12 +170,10 @@ async def collect_question(
             generation = await engines.coordinator.generate(
                 insight_prompt(record.question, insights, domain, coordinator_family),
                 max_new_tokens=budget - levels[level - 1],
-                stop=[END_OF_INSIGHTS],
+                stop=[marker],
             )
-            finished = (
-                generation.finish_reason in FINISHED_REASONS or END_OF_INSIGHTS in generation.text
-            )
-            insights += generation.text.split(END_OF_INSIGHTS, 1)[0]
+            finished = generation.finish_reason in FINISHED_REASONS or marker in generation.text
+            insights += generation.text.split(marker, 1)[0]
             insight_tokens += generation.generated_tokens
             extension = Call(generation.prompt_tokens, generation.generated_tokens)
         previous = results[-1] if results else None

@@ -8,8 +8,8 @@ object per line::
      "grader": "math", "split": "test"}
 
 - ``id``: unique within the file (collect resumes by it);
-- ``domain``: picks the prompt template: ``math`` (and ``arithmetic``), ``code``, anything
-  else the ``general`` template;
+- ``domain``: picks the prompt template: ``math`` (and ``arithmetic``, ``catalog``), ``code``,
+  anything else the ``general`` template;
 - ``reference``: the exact answer as text; ``grader``: ``math`` (numbers compared after
   normalising: ``1,200`` = ``1200.0``, ``3/4`` = ``0.75`` = ``\\frac{3}{4}``), ``list``, or
   ``code`` (the reference is JSON ``{"prompt", "test", "entry_point"}``; the answer's code runs
@@ -42,7 +42,7 @@ CODE_GRADER = "code"
 GRADER_NAMES = (*sorted(ANSWER_GRADERS), CODE_GRADER)
 
 # Dataset domains whose name is not a prompt template's.
-_PROMPT_DOMAINS: dict[str, Domain] = {"arithmetic": Domain.MATH}
+_PROMPT_DOMAINS: dict[str, Domain] = {"arithmetic": Domain.MATH, "catalog": Domain.MATH}
 
 
 class QuestionFileError(ValueError):

@@ -95,11 +95,11 @@ def evaluate(
     import torch
 
     from shared.datasets import Split
+    from shared.prompts.lab import PROMPT_VERSION
     from tandem.lab.corpus import load_split
     from tandem.lab.evaluate import evaluate_domain, markdown
     from tandem.lab.inference import LabModel
     from tandem.lab.pipeline import read_manifest, write_manifest
-    from tandem.lab.prompts import PROMPT_VERSION
 
     torch.set_num_threads(threads)
     coordinator = LabModel.load(models_dir / Role.COORDINATOR.value)

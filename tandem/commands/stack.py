@@ -63,10 +63,11 @@ def up(
 
 def _demo(stack: Stack, timeout_s: float) -> None:
     from shared.settings import get_common_settings
-    from tandem.stack.demo import DEMO_QUESTION, run_demo
+    from tandem.stack.demo import demo_question, run_demo
 
-    console.print(f"\n[bold]demo job[/]: {DEMO_QUESTION}")
-    result = run_demo(stack.api_url, get_common_settings().admin_api_key, timeout_s)
+    question = demo_question(stack.settings.engines)
+    console.print(f"\n[bold]demo job[/]: {question}")
+    result = run_demo(stack.api_url, get_common_settings().admin_api_key, timeout_s, question)
     job = result.job
     truncation = job.get("truncation") or {}
     console.print(f"job          {result.url}  ({job['status']})")
@@ -90,6 +91,16 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
     _print(parts, as_json)
     if not all(p.healthy for p in parts):
         raise typer.Exit(1)
+
+
+@app.command()
+def env() -> None:
+    """Print what the stack tells its services (engines, models, classifier, levels) as shell
+    exports, so other commands reach the same engines: ``eval "$(tandem stack env)"``."""
+    import shlex
+
+    for name, value in sorted(Stack(StackSettings()).environment().items()):
+        typer.echo(f"export {name}={shlex.quote(value)}")
 
 
 @app.command()

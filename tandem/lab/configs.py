@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = ROOT / "models" / "lab"
 DATA_DIR = ROOT / ".tandem" / "lab" / "data"
-DOMAINS = ("math", "lists")
+DOMAINS = ("catalog", "lists")
 SEED = 1234
 
 
@@ -83,7 +83,7 @@ ARCHITECTURES: dict[Role, Architecture] = {
 
 PLANS: dict[Role, TrainPlan] = {
     Role.COORDINATOR: TrainPlan(
-        questions=6000, steps=750, batch_size=32, learning_rate=1.5e-3, warmup_steps=60
+        questions=6000, steps=1500, batch_size=32, learning_rate=1.5e-3, warmup_steps=60
     ),
     Role.EXECUTOR: TrainPlan(
         questions=8000,

@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shared.datasets import Split, TaskRecord, generate, read_jsonl, write_jsonl
-from tandem.lab.configs import DOMAINS, TEST_QUESTIONS, VALIDATION_QUESTIONS, Role
-from tandem.lab.prompts import (
+from shared.prompts.lab import (
     INSIGHT_END,
     executor_prompt,
     insight_prompt,
     insights_text,
     solution_text,
 )
+from tandem.lab.configs import DOMAINS, TEST_QUESTIONS, VALIDATION_QUESTIONS, Role
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from shared.datasets import TaskRecord, grade
+from shared.prompts.lab import INSIGHT_END, executor_prompt, insight_prompt
 from tandem.lab.corpus import insight_ids, truncate_ids
 from tandem.lab.inference import Generation, LabModel
-from tandem.lab.prompts import INSIGHT_END, executor_prompt, insight_prompt
 
 MAX_INSIGHT_TOKENS = 96
 MAX_SOLUTION_TOKENS = 160

@@ -10,9 +10,9 @@ from typing import Any
 
 from shared.datasets import Split
 from shared.errors import ConfigurationError
+from shared.prompts.lab import PROMPT_VERSION
 from tandem.lab.configs import ARCHITECTURES, DOMAINS, Role, TrainPlan
 from tandem.lab.corpus import TOKENIZER_DIR, corpus_digest, load_split, role_examples
-from tandem.lab.prompts import PROMPT_VERSION
 from tandem.lab.training import save_loss_curve, train
 
 MANIFEST = "manifest.json"

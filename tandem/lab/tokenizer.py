@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from tandem.lab.prompts import BOS, EOS, INSIGHT_END, PAD, SPECIAL_TOKENS
+from shared.prompts.lab import BOS, EOS, INSIGHT_END, PAD, SPECIAL_TOKENS
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast

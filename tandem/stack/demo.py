@@ -22,6 +22,17 @@ DEMO_QUESTION = (
 TERMINAL = {"succeeded", "failed", "cancelled", "rejected"}
 
 
+def demo_question(engines: str) -> str:
+    """The lab pair only knows its own domains: it gets a catalogue test question (one it was
+    never trained on); every other engine gets the general word problem."""
+    if engines != "lab":
+        return DEMO_QUESTION
+    from shared.datasets import Split, generate
+    from tandem.lab.configs import SEED
+
+    return generate("catalog", Split.TEST, 1, seed=SEED)[0].question
+
+
 @dataclass(frozen=True)
 class DemoResult:
     job: dict[str, Any]
@@ -63,14 +74,12 @@ def demo_key(client: httpx.Client, admin_key: str) -> str:
     return str(key["key"])
 
 
-def run_demo(api_url: str, admin_key: str, timeout_s: float) -> DemoResult:
+def run_demo(api_url: str, admin_key: str, timeout_s: float, question: str) -> DemoResult:
     with httpx.Client(base_url=api_url, timeout=30) as client:
         key = demo_key(client, admin_key)
         auth = {"Authorization": f"Bearer {key}"}
         accepted = _check(
-            client.post(
-                "/v1/jobs", headers=auth, json={"question": DEMO_QUESTION, "domain": "math"}
-            )
+            client.post("/v1/jobs", headers=auth, json={"question": question, "domain": "math"})
         )
         url = f"/v1/jobs/{accepted['id']}"
         deadline = time.monotonic() + timeout_s

@@ -13,8 +13,12 @@ from pathlib import Path
 from celery import Celery
 
 from shared.celery_base import producer_app
+from shared.classifier.runtime import DEFAULT_MODEL_PATH, LAB_MODEL_PATH, ROOT, SIM_MODEL_PATH
+from shared.prompts import LAB_MODEL_PREFIX
 from shared.settings import WorkerSettings
 from shared.tasks import Queue
+from tandem.lab.configs import MODELS_DIR as LAB_MODELS_DIR
+from tandem.lab.configs import Role
 from tandem.stack.binaries import find_binaries
 from tandem.stack.health import PartHealth, probe_infra, probe_process
 from tandem.stack.infra import (
@@ -34,24 +38,46 @@ from tandem.stack.processes import (
 )
 from tandem.stack.settings import StackSettings
 
-# The classifier trained on what the bundled real pair (Gemma 3 270M → SmolLM2-135M) produced,
-# and the level schedule it was trained and calibrated on: a classifier's thresholds are per
-# level, so the two go together.
-REAL_PAIR_CLASSIFIER = (
-    Path(__file__).resolve().parents[2] / "models" / "classifier" / "gemma-smollm2-mlp-v1.onnx"
-)
+# Engines other than the bundled real pair need the classifier trained on them and the level
+# schedule it was calibrated on (a classifier's thresholds are per level). The real pair uses
+# the shipped defaults, which are its own classifier and levels.
+STACK_CLASSIFIERS: dict[str, Path] = {"sim": SIM_MODEL_PATH, "lab": LAB_MODEL_PATH}
 
 
-def real_pair_classifier_env() -> dict[str, str]:
-    """Classifier and levels for the real local engines, unless the user set either."""
-    card = REAL_PAIR_CLASSIFIER.with_suffix(".json")
+def classifier_env(engines: str) -> dict[str, str]:
+    """Classifier and levels for these engines, unless the user set either."""
+    model = STACK_CLASSIFIERS.get(engines)
+    if model is None:
+        return {}
+    card = model.with_suffix(".json")
     if not card.exists() or {"TANDEM_CLASSIFIER_DEFAULT_PATH", "TANDEM_LEVELS"} & set(os.environ):
         return {}
     levels = json.loads(card.read_text())["trained_on"]["header"]["levels"]
-    return {
-        "TANDEM_CLASSIFIER_DEFAULT_PATH": str(REAL_PAIR_CLASSIFIER),
-        "TANDEM_LEVELS": json.dumps(levels),
-    }
+    return {"TANDEM_CLASSIFIER_DEFAULT_PATH": str(model), "TANDEM_LEVELS": json.dumps(levels)}
+
+
+def savings_baseline_env(engines: str) -> dict[str, str]:
+    """The coordinator-alone baseline measured with these engines' classifier (its evaluation's
+    ``savings_baseline.json``), so reports and the dashboard show savings; unless the user set
+    one."""
+    model = STACK_CLASSIFIERS.get(engines, DEFAULT_MODEL_PATH)
+    card = model.with_suffix(".json")
+    if not card.exists() or "TANDEM_SAVINGS_BASELINE_FILE" in os.environ:
+        return {}
+    results = json.loads(card.read_text()).get("evaluation", {}).get("results")
+    baseline = ROOT / str(results) / "savings_baseline.json" if results else None
+    if baseline is None or not baseline.exists():
+        return {}
+    return {"TANDEM_SAVINGS_BASELINE_FILE": str(baseline)}
+
+
+def lab_engine_env() -> dict[str, str]:
+    """The lab pair's real parameter counts, from its manifests: FLOPs and cost follow them."""
+    env = {}
+    for role in Role:
+        manifest = json.loads((LAB_MODELS_DIR / role.value / "manifest.json").read_text())
+        env[f"TANDEM_{role.value.upper()}_ENGINE_MODEL_PARAMETERS"] = str(manifest["parameters"])
+    return env
 
 
 Report = Callable[[str], None]
@@ -67,12 +93,7 @@ class Stack:
 
     @property
     def infra(self) -> InfraConfig:
-        return InfraConfig(
-            root=self.root,
-            pg_port=self.settings.pg_port,
-            redis_port=self.settings.redis_port,
-            host=self.settings.host,
-        )
+        return InfraConfig.from_settings(self.settings)
 
     @property
     def state_path(self) -> Path:
@@ -86,10 +107,21 @@ class Stack:
         return self.url(self.settings.api_port)
 
     def engine_models(self) -> dict[str, str]:
-        """Model of each role's local engine: the bundled small models, or the simulator."""
+        """Model id of each role's local engine: the bundled small models, the lab pair, or the
+        simulator."""
         if self.settings.engines == "sim":
             return {"coordinator": "sim-coordinator", "executor": "sim-executor"}
+        if self.settings.engines == "lab":
+            return {role: f"{LAB_MODEL_PREFIX}-{role}" for role in ("coordinator", "executor")}
         return {"coordinator": "gemma3-270m", "executor": "smollm2-135m"}
+
+    def engine_args(self, role: str) -> list[str]:
+        """``tandem engine serve`` arguments for one role (the lab pair: a model directory,
+        loaded by the same backend as the bundled models, reporting the lab model id)."""
+        model = self.engine_models()[role]
+        if self.settings.engines == "lab":
+            return ["--backend", "gguf", "--model", str(LAB_MODELS_DIR / role), "--model-id", model]
+        return ["--backend", self.settings.engines, "--model", model]
 
     def engine_ports(self) -> dict[str, int]:
         return {
@@ -108,8 +140,10 @@ class Stack:
             prefix = f"TANDEM_{role.upper()}_ENGINE_"
             env[prefix + "URL"] = self.url(self.engine_ports()[role])
             env[prefix + "MODEL_ID"] = model
-        if self.settings.engines != "sim":
-            env.update(real_pair_classifier_env())
+        if self.settings.engines == "lab":
+            env.update(lab_engine_env())
+        env.update(classifier_env(self.settings.engines))
+        env.update(savings_baseline_env(self.settings.engines))
         return env
 
     def engine_specs(self) -> list[ProcessSpec]:
@@ -119,10 +153,7 @@ class Stack:
                 argv=tandem_argv(
                     "engine",
                     "serve",
-                    "--backend",
-                    self.settings.engines,
-                    "--model",
-                    model,
+                    *self.engine_args(role),
                     "--host",
                     self.settings.host,
                     "--port",
@@ -130,7 +161,7 @@ class Stack:
                 ),
                 health=f"http:{self.url(self.engine_ports()[role])}/health",
             )
-            for role, model in self.engine_models().items()
+            for role in self.engine_models()
         ]
 
     def api_spec(self) -> ProcessSpec:

@@ -40,3 +40,6 @@ def test_unterminated_code_block_runs_to_the_end() -> None:
 def test_general() -> None:
     assert extract_answer("Thinking... The answer is: Paris.", "general") == "Paris"
     assert extract_answer("line one\nlast line", "general") == "last line"
+    assert extract_answer("so the answer is 42", "general") == "42"
+    # The lab pair closes its solutions with "Answer: X" (lists answers are lists).
+    assert extract_answer("Start [1, 2]. Reverse: [2, 1]. Answer: [2, 1]", "general") == "[2, 1]"

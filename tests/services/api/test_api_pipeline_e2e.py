@@ -20,7 +20,7 @@ import pytest
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 from shared.budgets import verify_ledger
-from shared.classifier import DEFAULT_MODEL_PATH, register_version
+from shared.classifier import SIM_MODEL_PATH, register_version
 from shared.db.session import unit_of_work
 from shared.settings import DEV_ADMIN_KEY
 from tests.conftest import start_workers, stop_workers, wait_for_workers
@@ -47,7 +47,7 @@ def live_api(
             with unit_of_work() as session:  # stop at level 0: the executor answers at once
                 register_version(
                     session,
-                    DEFAULT_MODEL_PATH,
+                    SIM_MODEL_PATH,
                     version=f"api-{uuid.uuid4().hex[:8]}",
                     thresholds=[0.0],
                 )

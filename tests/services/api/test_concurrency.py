@@ -85,7 +85,7 @@ def test_concurrent_submissions_never_overshoot_the_cap(api_processes: str) -> N
         requested_plan(settings, Domain.MATH, Policy.TANDEM, None, None, None),
         load_profiles(),
         QUESTION,
-        template_for(Domain.MATH),
+        template_for(Domain.MATH, load_profiles()),
     )
     cap = (full * Decimal("12.5")).quantize(Decimal("1e-9"))
     admin = httpx.Client(base_url=api_processes, headers={"X-Admin-Key": DEV_ADMIN_KEY})

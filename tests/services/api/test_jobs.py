@@ -32,7 +32,7 @@ def full_cost(settings: ApiSettings, **plan: object) -> Decimal:
         plan.get("max_levels"),  # type: ignore[arg-type]
         plan.get("max_answer_tokens"),  # type: ignore[arg-type]
     )
-    return cost_of(chosen, load_profiles(), QUESTION, template_for(Domain.MATH))
+    return cost_of(chosen, load_profiles(), QUESTION, template_for(Domain.MATH, load_profiles()))
 
 
 def submit(tenant: TenantHandle, **body: object) -> httpx.Response:
@@ -382,9 +382,6 @@ def test_levels_per_job_and_per_domain(make_tenant: Make) -> None:
         assert response.json()["error"]["field"] == "levels"
     settings = ApiSettings(domain_levels={"code": [0, 7]})
     assert requested_plan(settings, Domain.CODE, Policy.TANDEM, None, None, None).levels == (0, 7)
-    assert requested_plan(settings, Domain.MATH, Policy.TANDEM, None, None, None).levels == (
-        0,
-        100,
-        500,
-        1000,
+    assert requested_plan(settings, Domain.MATH, Policy.TANDEM, None, None, None).levels == tuple(
+        settings.levels
     )

@@ -80,18 +80,22 @@ def local_engines(
     executor: str = "sim-executor",
     start_timeout_s: float = 60.0,
     sim: dict[str, str] | None = None,
+    model_ids: tuple[str, str] | None = None,
 ) -> Iterator[LocalEngines]:
-    """Two real ``tandem engine serve`` servers; ``sim`` sets TANDEM_ENGINE_SIM_* knobs."""
+    """Two real ``tandem engine serve`` servers; ``sim`` sets TANDEM_ENGINE_SIM_* knobs;
+    ``model_ids`` are the ids they report (and workers are told) instead of the models."""
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TANDEM_ENGINE_SIM_TOKENS_PER_S": "0"}
     env.update({f"TANDEM_ENGINE_SIM_{k.upper()}": v for k, v in (sim or {}).items()})
     urls, processes = [], []
     try:
-        for model in (coordinator, executor):
+        ids = model_ids or (coordinator, executor)
+        for model, model_id in zip((coordinator, executor), ids, strict=True):
             port = free_port()
-            log = (logs / f"engine-{model}.log").open("wb")
+            log = (logs / f"engine-{model_id}.log").open("wb")
             command = [sys.executable, "-m", "tandem", "engine", "serve", "--backend", backend]
-            command += ["--model", model, "--host", "127.0.0.1", "--port", str(port)]
+            command += ["--model", model, "--model-id", model_id]
+            command += ["--host", "127.0.0.1", "--port", str(port)]
             process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
@@ -99,7 +103,7 @@ def local_engines(
             urls.append(f"http://127.0.0.1:{port}")
         for url, process in zip(urls, processes, strict=True):
             _wait_healthy(url, process, start_timeout_s)
-        yield LocalEngines(urls[0], urls[1], coordinator, executor)
+        yield LocalEngines(urls[0], urls[1], *ids)
     finally:
         for process in processes:
             process.terminate()

@@ -24,7 +24,7 @@ from celery import Celery
 from sqlalchemy import func, select
 
 from shared.celery_base import producer_app, send
-from shared.classifier import DEFAULT_MODEL_PATH, register_version
+from shared.classifier import SIM_MODEL_PATH, register_version
 from shared.db.models import Job, JobEvent, JobStatus, LedgerEntry, ModelCall, Policy, UsageHourly
 from shared.db.session import unit_of_work
 from shared.tasks import TaskName
@@ -70,7 +70,7 @@ def app() -> Iterator[Celery]:
 def use_thresholds(*thresholds: float) -> str:
     version = f"test-{uuid.uuid4().hex[:8]}"
     with unit_of_work() as session:
-        register_version(session, DEFAULT_MODEL_PATH, version=version, thresholds=list(thresholds))
+        register_version(session, SIM_MODEL_PATH, version=version, thresholds=list(thresholds))
     return version
 
 

@@ -1,5 +1,6 @@
-"""One job through every service on the bundled real small models (Gemma 3 270M coordinator,
-SmolLM2-135M executor, CPU), kept tiny: one 16-token insight level and a 24-token answer."""
+"""One job through every service on real models, CPU: the bundled small models (Gemma 3 270M
+coordinator, SmolLM2-135M executor), kept tiny (one 16-token insight level and a 24-token
+answer), and the lab pair trained by `tandem lab`, prompted in its own layout."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ from pathlib import Path
 import pytest
 
 from shared.celery_base import producer_app
-from shared.classifier import DEFAULT_MODEL_PATH, register_version
+from shared.classifier import DEFAULT_MODEL_PATH, LAB_MODEL_PATH, register_version
+from shared.datasets import Split, generate
 from shared.db.session import unit_of_work
 from shared.jobs import repository as repo
+from shared.prompts import LAB_MODEL_PREFIX
+from tandem.lab.configs import MODELS_DIR as LAB_MODELS_DIR
+from tandem.lab.configs import SEED
+from tandem.stack.stack import lab_engine_env
 from tests.conftest import start_workers, stop_workers, wait_for_workers
 from tests.services.pipeline.support import local_engines, make_tenant, submit, wait_terminal
 
@@ -60,4 +66,46 @@ def test_real_models_job_through_every_service(
     assert [c.step for c in calls] == ["score:0", "insights:1", "score:1", "answer"]
     assert {c.model for c in calls} == {"gemma3-270m", "smollm2-135m"}
     assert all(c.prompt_tokens > 0 for c in calls)
+    assert job.cost == sum(c.cost for c in calls) > 0
+
+
+@pytest.fixture
+def lab_env(artifacts_dir: Path, database_url: str, redis_url: str) -> Iterator[dict[str, str]]:
+    with local_engines(
+        artifacts_dir / "pipeline-lab",
+        backend="gguf",
+        coordinator=str(LAB_MODELS_DIR / "coordinator"),
+        executor=str(LAB_MODELS_DIR / "executor"),
+        model_ids=(f"{LAB_MODEL_PREFIX}-coordinator", f"{LAB_MODEL_PREFIX}-executor"),
+    ) as engines:
+        yield {**engines.env(), **lab_engine_env()}
+
+
+def test_lab_pair_job_through_every_service(lab_env: dict[str, str], artifacts_dir: Path) -> None:
+    import os
+
+    os.environ.update(lab_env)
+    with unit_of_work() as session:  # continue at level 0, stop at level 1
+        register_version(session, LAB_MODEL_PATH, version="lab-e2e", thresholds=[1.01, 0.0])
+    pool = start_workers(SERVICES, artifacts_dir / "pipeline-lab", lab_env)
+    app = producer_app()
+    question = generate("catalog", Split.TEST, 1, seed=SEED)[0]
+    try:
+        wait_for_workers(SERVICES, timeout_s=120)
+        job_id = submit(app, make_tenant(), question.question, levels=(0, 16))
+        job = wait_terminal(job_id, timeout_s=300)
+    finally:
+        app.close()
+        stop_workers(pool)
+    assert job.status == "succeeded", job.error_message
+    assert (job.truncation_level, job.termination_reason) == (1, "sufficient")
+    # The coordinator wrote the prices first, in the lab layout, and stopped at its budget.
+    assert job.insights.lstrip().startswith("Retrieval:") and job.insight_tokens == 16
+    assert job.answer is not None and job.answer.isdigit()
+    with unit_of_work() as session:
+        calls = repo.calls(session, job_id)
+    assert {c.model for c in calls} == {
+        f"{LAB_MODEL_PREFIX}-coordinator",
+        f"{LAB_MODEL_PREFIX}-executor",
+    }
     assert job.cost == sum(c.cost for c in calls) > 0

@@ -1,7 +1,8 @@
-"""The classifier trained on the bundled real pair, and its table, are what the commands give.
+"""Every shipped classifier table is what the commands give from the committed files.
 
-Evaluation is offline (from the committed collected file, no engine), so CI reproduces the
-committed table exactly; collecting it again takes about 40 minutes of CPU.
+Evaluation is offline (from the committed collected file, no engine), so CI reproduces each
+committed table exactly. Collecting again takes about 40 minutes of CPU for the bundled real
+pair; the lab pair's collection is checked on a subset in ``tests/tandem/lab``.
 """
 
 from __future__ import annotations
@@ -11,37 +12,63 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from shared.classifier import read_metadata
 
 ROOT = Path(__file__).resolve().parents[3]
-MODEL = ROOT / "models" / "classifier" / "gemma-smollm2-mlp-v1.onnx"
-COLLECTED = ROOT / "models" / "classifier" / "data" / "gemma-smollm2-math-easy.jsonl"
-RESULTS = ROOT / "models" / "classifier" / "results" / "gemma-smollm2-mlp-v1"
+MODELS = ROOT / "models" / "classifier"
+
+# (classifier, collected file, committed results): each table, cross-domain ones included.
+SHIPPED = {
+    "real pair": ("gemma-smollm2-mlp-v1", "gemma-smollm2-math-easy", "gemma-smollm2-mlp-v1"),
+    "real pair on humaneval": (
+        "gemma-smollm2-mlp-v1",
+        "gemma-smollm2-humaneval",
+        "gemma-smollm2-mlp-v1-on-humaneval",
+    ),
+    "lab pair": ("lab-catalog-mlp-v1", "lab-catalog", "lab-catalog-mlp-v1"),
+    "lab pair on lists": ("lab-catalog-mlp-v1", "lab-lists", "lab-catalog-mlp-v1-on-lists"),
+}
 
 
-def test_committed_table_is_what_evaluate_writes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_committed_table_is_what_evaluate_writes(name: str, tmp_path: Path) -> None:
+    classifier, collected, committed_results = SHIPPED[name]
+    source = MODELS / f"{classifier}.onnx"
     # evaluate records its figures in the model's card: work on a copy, not the committed one.
-    model = tmp_path / MODEL.name
-    model.write_bytes(MODEL.read_bytes())
-    model.with_suffix(".json").write_text(MODEL.with_suffix(".json").read_text())
-    collected = str(COLLECTED.relative_to(ROOT))
+    model = tmp_path / source.name
+    model.write_bytes(source.read_bytes())
+    model.with_suffix(".json").write_text(source.with_suffix(".json").read_text())
+    data = str((MODELS / "data" / f"{collected}.jsonl").relative_to(ROOT))
     results = tmp_path / "results"
-    command = ["classifier", "evaluate", str(model), collected, "--results", str(results)]
+    command = ["classifier", "evaluate", str(model), data, "--results", str(results)]
     subprocess.run(
         [sys.executable, "-m", "tandem", *command], check=True, cwd=ROOT, capture_output=True
     )
-    assert (results / "table.md").read_text() == (RESULTS / "table.md").read_text()
+    expected = MODELS / "results" / committed_results
+    assert (results / "table.md").read_text() == (expected / "table.md").read_text()
     fresh = json.loads((results / "results.json").read_text())
-    committed = json.loads((RESULTS / "results.json").read_text())
+    committed = json.loads((expected / "results.json").read_text())
     for figures in (fresh, committed):
         figures["meta"].pop("created_at")
         figures["meta"].pop("model")  # where the (copied) model file was
     assert fresh == committed
 
 
-def test_the_model_was_trained_on_the_real_pair() -> None:
-    card = json.loads(MODEL.with_suffix(".json").read_text())
+def test_the_default_model_was_trained_on_the_real_pair() -> None:
+    model = MODELS / "gemma-smollm2-mlp-v1.onnx"
+    card = json.loads(model.with_suffix(".json").read_text())
     header = card["trained_on"]["header"]
     assert header["coordinator"]["served_model"] == "gemma3-270m"
     assert header["executor"]["served_model"] == "smollm2-135m"
-    assert list(read_metadata(MODEL).thresholds) == card["thresholds"]
+    assert list(read_metadata(model).thresholds) == card["thresholds"]
+
+
+def test_the_lab_model_was_trained_on_the_lab_pair() -> None:
+    model = MODELS / "lab-catalog-mlp-v1.onnx"
+    card = json.loads(model.with_suffix(".json").read_text())
+    header = card["trained_on"]["header"]
+    assert header["coordinator"]["served_model"] == "tandem-lab-coordinator"
+    assert header["prompt_version"] == "lab-v1"
+    assert list(read_metadata(model).thresholds) == card["thresholds"]

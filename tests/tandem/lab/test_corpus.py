@@ -5,7 +5,8 @@ from __future__ import annotations
 from transformers import AutoTokenizer
 
 from shared.datasets import Split
-from tandem.lab.configs import Role
+from shared.prompts.lab import executor_prompt, insight_prompt
+from tandem.lab.configs import DOMAINS, Role
 from tandem.lab.corpus import (
     IGNORE,
     TOKENIZER_DIR,
@@ -15,7 +16,6 @@ from tandem.lab.corpus import (
     role_examples,
     truncate_ids,
 )
-from tandem.lab.prompts import executor_prompt, insight_prompt
 
 
 def test_prompt_formats():
@@ -28,7 +28,7 @@ def test_prompt_formats():
 
 def test_loss_covers_only_the_completion(lab_data):
     tokenizer = AutoTokenizer.from_pretrained(str(lab_data / TOKENIZER_DIR))
-    records = load_split(lab_data, "math", Split.TRAIN, limit=5)
+    records = load_split(lab_data, DOMAINS[0], Split.TRAIN, limit=5)
     for role in Role:
         for example in role_examples(role, tokenizer, records, random_prefixes=2, seed=0):
             assert len(example.input_ids) == len(example.labels)
@@ -63,7 +63,7 @@ def test_executor_sees_no_all_and_partial_insights(lab_data):
 
 def test_corpus_digest_is_stable_and_sensitive(lab_data):
     tokenizer = AutoTokenizer.from_pretrained(str(lab_data / TOKENIZER_DIR))
-    records = load_split(lab_data, "math", Split.TRAIN, limit=20)
+    records = load_split(lab_data, DOMAINS[0], Split.TRAIN, limit=20)
     a = role_examples(Role.EXECUTOR, tokenizer, records, random_prefixes=2, seed=0)
     b = role_examples(Role.EXECUTOR, tokenizer, records, random_prefixes=2, seed=0)
     c = role_examples(Role.EXECUTOR, tokenizer, records, random_prefixes=2, seed=1)

@@ -2,34 +2,50 @@
 
 The server loads each model directory with plain transformers (no project code in the model);
 the coordinator writes well-formed insights over HTTP, stopping on ``</I>``, and the executor,
-given those insights, answers test questions about as often as the in-process measurement.
-(Token-for-token equality with the in-process, batched and padded, bfloat16 run is not expected.)
+given those insights, answers test questions. The classifier's collected data is what the served
+pair writes: the first test questions are collected again and must match the committed rows
+exactly (greedy, one thread each; collecting the whole file takes about ten minutes), and
+``tests/tandem/classifier/test_shipped_tables.py`` reproduces the table from that file, so the
+table is checked from the weights up.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from shared.datasets import Split, generate, grade
+from shared.prompts import LAB_MODEL_PREFIX
+from shared.prompts.lab import INSIGHT_END, executor_prompt, insight_prompt
 from tandem.lab.configs import MODELS_DIR, SEED, Role
 from tandem.lab.evaluate import MAX_INSIGHT_TOKENS, MAX_SOLUTION_TOKENS
-from tandem.lab.prompts import INSIGHT_END, executor_prompt, insight_prompt
 from tests.services.engine.server_fixtures import engine_server
 
+ROOT = Path(__file__).resolve().parents[3]
 QUESTIONS = 6
 
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[dict[Role, str]]:
-    env = {"TANDEM_ENGINE_THREADS": "1"}
+    def env(role: Role) -> dict[str, str]:
+        return {"TANDEM_ENGINE_THREADS": "1", "TANDEM_ENGINE_MODEL_ID": model_id(role)}
+
     with (
-        engine_server("gguf", str(MODELS_DIR / Role.COORDINATOR.value), env=env) as coordinator,
-        engine_server("gguf", str(MODELS_DIR / Role.EXECUTOR.value), env=env) as executor,
+        engine_server("gguf", str(MODELS_DIR / "coordinator"), env=env(Role.COORDINATOR)) as c,
+        engine_server("gguf", str(MODELS_DIR / "executor"), env=env(Role.EXECUTOR)) as e,
     ):
-        yield {Role.COORDINATOR: coordinator, Role.EXECUTOR: executor}
+        yield {Role.COORDINATOR: c, Role.EXECUTOR: e}
+
+
+def model_id(role: Role) -> str:
+    return f"{LAB_MODEL_PREFIX}-{role.value}"
 
 
 def tgi_generate(url: str, prompt: str, max_new_tokens: int, stop: list[str]) -> dict:
@@ -46,7 +62,7 @@ def tgi_generate(url: str, prompt: str, max_new_tokens: int, stop: list[str]) ->
 
 
 def test_served_pair_matches_in_process_and_answers(served):
-    records = generate("math", Split.TEST, QUESTIONS, seed=SEED)
+    records = generate("catalog", Split.TEST, QUESTIONS, seed=SEED)
     right = 0
     for record in records:
         insights = tgi_generate(
@@ -57,7 +73,7 @@ def test_served_pair_matches_in_process_and_answers(served):
         )
         assert insights["details"]["finish_reason"] == "stop_sequence"
         text = insights["generated_text"].removesuffix(INSIGHT_END)
-        assert text.lstrip().startswith("Goal:") and "Action:" in text
+        assert text.lstrip().startswith("Retrieval:") and "Plan:" in text
         answer = tgi_generate(
             served[Role.EXECUTOR],
             executor_prompt(record.question, text),
@@ -68,3 +84,37 @@ def test_served_pair_matches_in_process_and_answers(served):
         right += grade(record.grader, answer["generated_text"], record.reference)
     print(f"served pair: {right} of {QUESTIONS} right")
     assert right >= 3
+
+
+COLLECTED = ROOT / "models" / "classifier" / "data" / "lab-catalog.jsonl"
+COLLECTED_AGAIN = 4
+
+
+def rows(path: Path) -> tuple[dict, dict[str, dict]]:
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return lines[0], {row["id"]: row for row in lines[1:]}
+
+
+def test_collected_rows_are_what_the_served_pair_writes(
+    served: dict[Role, str], tmp_path: Path
+) -> None:
+    header, committed = rows(COLLECTED)
+    env = {**os.environ}
+    for role in Role:
+        prefix = f"TANDEM_{role.value.upper()}_ENGINE_"
+        env[prefix + "URL"] = served[role]
+        env[prefix + "MODEL_ID"] = model_id(role)
+        env[prefix + "MODEL_PARAMETERS"] = str(header[role.value]["parameters"])
+    out = tmp_path / "again.jsonl"
+    levels = ",".join(map(str, header["levels"]))
+    command = [
+        *("classifier", "collect", "--dataset", header["source"], "--split", "test"),
+        *("--count", str(COLLECTED_AGAIN), "--levels", levels, "--seed", "99"),
+        *("--answer-tokens", str(header["answer_tokens"]), "--out", str(out), "--no-progress"),
+    ]
+    subprocess.run([sys.executable, "-m", "tandem", *command], check=True, cwd=ROOT, env=env)
+    again_header, again = rows(out)
+    assert again_header["prompt_version"] == header["prompt_version"] == "lab-v1"
+    assert len(again) == COLLECTED_AGAIN
+    for question_id, row in again.items():
+        assert row == committed[question_id], question_id

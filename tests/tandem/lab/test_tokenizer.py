@@ -6,8 +6,9 @@ import pytest
 from transformers import AutoTokenizer
 
 from shared.datasets import Split, generate
+from shared.prompts.lab import INSIGHT_END, executor_prompt, solution_text
+from tandem.lab.configs import DOMAINS
 from tandem.lab.corpus import TOKENIZER_DIR
-from tandem.lab.prompts import INSIGHT_END, executor_prompt, solution_text
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +17,7 @@ def tokenizer(lab_data):
 
 
 def test_round_trip_on_held_out_text(tokenizer):
-    for domain in ("math", "lists"):
+    for domain in DOMAINS:
         for record in generate(domain, Split.TEST, 40, seed=11):
             text = executor_prompt(record.question, record.insights) + f" {record.solution}"
             ids = tokenizer(text)["input_ids"]

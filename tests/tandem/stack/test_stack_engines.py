@@ -1,4 +1,5 @@
-"""The local stack on the real engines uses the classifier trained on them, with its levels."""
+"""Each engine kind the local stack serves: its models, and the classifier trained on them with
+the levels it was calibrated on."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from services.api.settings import ApiSettings
+from services.scorer.settings import ScorerSettings
+from shared.classifier import DEFAULT_MODEL_PATH
+from shared.classifier.runtime import resolve_path
+from tandem.classifier.model_files import read_card
 from tandem.stack import stack
 from tandem.stack.settings import StackSettings
 
 
 def card(tmp_path: Path, levels: list[int]) -> Path:
-    model = tmp_path / "pair.onnx"
+    model = tmp_path / "sim.onnx"
     model.write_bytes(b"onnx")
     model.with_suffix(".json").write_text(
         json.dumps({"trained_on": {"header": {"levels": levels}}})
@@ -20,21 +26,71 @@ def card(tmp_path: Path, levels: list[int]) -> Path:
     return model
 
 
-def test_real_engines_get_the_pair_classifier_and_its_levels(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_shipped_defaults_are_the_real_pair_classifier_and_its_levels(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(stack, "REAL_PAIR_CLASSIFIER", card(tmp_path, [0, 32, 96]))
     monkeypatch.delenv("TANDEM_LEVELS", raising=False)
     monkeypatch.delenv("TANDEM_CLASSIFIER_DEFAULT_PATH", raising=False)
-    env = stack.Stack(StackSettings(engines="gguf")).environment()
-    assert env["TANDEM_CLASSIFIER_DEFAULT_PATH"] == str(tmp_path / "pair.onnx")
-    assert json.loads(env["TANDEM_LEVELS"]) == [0, 32, 96]
+    default = resolve_path(ScorerSettings().classifier_default_path)
+    assert default == DEFAULT_MODEL_PATH
+    trained_on = read_card(default)["trained_on"]
+    assert trained_on["header"]["coordinator"]["model"] == "gemma3-270m"
+    assert ApiSettings().levels == trained_on["header"]["levels"]
+
+
+def test_simulator_engines_get_the_simulator_classifier_and_its_levels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(stack.STACK_CLASSIFIERS, "sim", card(tmp_path, [0, 100, 500]))
+    monkeypatch.delenv("TANDEM_LEVELS", raising=False)
+    monkeypatch.delenv("TANDEM_CLASSIFIER_DEFAULT_PATH", raising=False)
     sim = stack.Stack(StackSettings(engines="sim")).environment()
-    assert "TANDEM_LEVELS" not in sim and "TANDEM_CLASSIFIER_DEFAULT_PATH" not in sim
+    assert sim["TANDEM_CLASSIFIER_DEFAULT_PATH"] == str(tmp_path / "sim.onnx")
+    assert json.loads(sim["TANDEM_LEVELS"]) == [0, 100, 500]
+    real = stack.Stack(StackSettings(engines="gguf")).environment()
+    assert "TANDEM_LEVELS" not in real and "TANDEM_CLASSIFIER_DEFAULT_PATH" not in real
 
 
 def test_a_user_setting_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stack, "REAL_PAIR_CLASSIFIER", card(tmp_path, [0, 32, 96]))
+    monkeypatch.setitem(stack.STACK_CLASSIFIERS, "sim", card(tmp_path, [0, 100, 500]))
     monkeypatch.setenv("TANDEM_LEVELS", "[0, 100]")
-    env = stack.Stack(StackSettings(engines="gguf")).environment()
+    env = stack.Stack(StackSettings(engines="sim")).environment()
     assert "TANDEM_LEVELS" not in env and "TANDEM_CLASSIFIER_DEFAULT_PATH" not in env
+
+
+def test_lab_engines_serve_the_lab_pair_with_its_parameter_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TANDEM_LEVELS", raising=False)
+    monkeypatch.delenv("TANDEM_CLASSIFIER_DEFAULT_PATH", raising=False)
+    lab = stack.Stack(StackSettings(engines="lab"))
+    args = lab.engine_args("coordinator")
+    assert args[args.index("--model") + 1] == str(stack.LAB_MODELS_DIR / "coordinator")
+    assert args[args.index("--model-id") + 1] == "tandem-lab-coordinator"
+    env = lab.environment()
+    for role in ("coordinator", "executor"):
+        manifest = json.loads((stack.LAB_MODELS_DIR / role / "manifest.json").read_text())
+        assert env[f"TANDEM_{role.upper()}_ENGINE_MODEL_ID"] == f"tandem-lab-{role}"
+        assert env[f"TANDEM_{role.upper()}_ENGINE_MODEL_PARAMETERS"] == str(manifest["parameters"])
+
+
+def test_stack_env_prints_the_services_environment_as_exports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from tandem.cli import app
+
+    monkeypatch.setenv("TANDEM_STACK_ENGINES", "lab")
+    monkeypatch.delenv("TANDEM_SAVINGS_BASELINE_FILE", raising=False)
+    monkeypatch.delenv("TANDEM_LEVELS", raising=False)
+    monkeypatch.delenv("TANDEM_CLASSIFIER_DEFAULT_PATH", raising=False)
+    result = CliRunner().invoke(app, ["stack", "env"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "export TANDEM_COORDINATOR_ENGINE_MODEL_ID=tandem-lab-coordinator" in lines
+    assert "export TANDEM_LEVELS='[0, 8, 16, 24, 32]'" in lines
+    assert all(line.startswith("export TANDEM_") for line in lines)
+    # The coordinator-alone baseline measured with the lab classifier: the dashboard's savings.
+    baseline = "models/classifier/results/lab-catalog-mlp-v1/savings_baseline.json"
+    assert any(line.endswith(baseline) for line in lines)
