@@ -55,6 +55,8 @@ COPY shared ./shared
 COPY services ./services
 COPY tandem ./tandem
 COPY migrations ./migrations
+# The shipped classifiers: the scorer serves the default one until a version is activated.
+COPY models/classifier/*.onnx models/classifier/*.json ./models/classifier/
 
 FROM deps-api AS build-api
 COPY --from=source /app /app

@@ -24,16 +24,11 @@ from shared.classifier import repository as repo
 from shared.db.models import ClassifierModel
 from shared.errors import ConfigurationError
 from shared.features import FEATURE_NAMES
+from shared.shipped_models import DEFAULT_CLASSIFIER, LAB_CLASSIFIER, ROOT, SIM_CLASSIFIER
 
-ROOT = Path(__file__).resolve().parents[2]
-MODELS_DIR = ROOT / "models" / "classifier"
-# The shipped default: trained on what the bundled real pair (Gemma 3 270M → SmolLM2-135M)
-# produced. Its thresholds are per level, so the API's default level schedule is its own.
-DEFAULT_MODEL_PATH = MODELS_DIR / "gemma-smollm2-mlp-v1.onnx"
-# Trained on the TGI-compatible simulator (the test double): for stacks and tests that serve it.
-SIM_MODEL_PATH = MODELS_DIR / "sim-mlp-v1.onnx"
-# Trained on the lab pair (models/lab) on catalogue questions: for stacks that serve that pair.
-LAB_MODEL_PATH = MODELS_DIR / "lab-catalog-mlp-v1.onnx"
+DEFAULT_MODEL_PATH = DEFAULT_CLASSIFIER
+SIM_MODEL_PATH = SIM_CLASSIFIER
+LAB_MODEL_PATH = LAB_CLASSIFIER
 
 
 @dataclass(frozen=True)

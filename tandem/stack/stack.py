@@ -13,9 +13,9 @@ from pathlib import Path
 from celery import Celery
 
 from shared.celery_base import producer_app
-from shared.classifier.runtime import DEFAULT_MODEL_PATH, LAB_MODEL_PATH, ROOT, SIM_MODEL_PATH
 from shared.prompts import LAB_MODEL_PREFIX
 from shared.settings import WorkerSettings
+from shared.shipped_models import DEFAULT_CLASSIFIER, LAB_CLASSIFIER, ROOT, SIM_CLASSIFIER
 from shared.tasks import Queue
 from tandem.lab.configs import MODELS_DIR as LAB_MODELS_DIR
 from tandem.lab.configs import Role
@@ -41,7 +41,7 @@ from tandem.stack.settings import StackSettings
 # Engines other than the bundled real pair need the classifier trained on them and the level
 # schedule it was calibrated on (a classifier's thresholds are per level). The real pair uses
 # the shipped defaults, which are its own classifier and levels.
-STACK_CLASSIFIERS: dict[str, Path] = {"sim": SIM_MODEL_PATH, "lab": LAB_MODEL_PATH}
+STACK_CLASSIFIERS: dict[str, Path] = {"sim": SIM_CLASSIFIER, "lab": LAB_CLASSIFIER}
 
 
 def classifier_env(engines: str) -> dict[str, str]:
@@ -60,7 +60,7 @@ def savings_baseline_env(engines: str) -> dict[str, str]:
     """The coordinator-alone baseline measured with these engines' classifier (its evaluation's
     ``savings_baseline.json``), so reports and the dashboard show savings; unless the user set
     one."""
-    model = STACK_CLASSIFIERS.get(engines, DEFAULT_MODEL_PATH)
+    model = STACK_CLASSIFIERS.get(engines, DEFAULT_CLASSIFIER)
     card = model.with_suffix(".json")
     if not card.exists() or "TANDEM_SAVINGS_BASELINE_FILE" in os.environ:
         return {}

@@ -187,10 +187,30 @@ def test_everything_the_build_copies_is_in_the_context() -> None:
                 continue
             sources = [a for a in shlex.split(args) if not a.startswith("--")][:-1]
             for source in sources:
-                assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
-                assert not dockerignore_excludes(source.rstrip("/")), f"{source}: .dockerignored"
+                found = list(ROOT.glob(source)) if "*" in source else [ROOT / source]
+                assert found and all(p.exists() for p in found), f"COPY {source}: not in the repo"
+                for path in found:
+                    relative = str(path.relative_to(ROOT))
+                    assert not dockerignore_excludes(relative), f"{relative}: .dockerignored"
                 copied += 1
     assert copied >= 5
+
+
+def test_the_images_carry_every_shipped_classifier() -> None:
+    """The scorer serves the default classifier until a version is activated, and the stack
+    kinds name the others: each must be in the image, not only in the repository."""
+    from shared.classifier import DEFAULT_MODEL_PATH, LAB_MODEL_PATH, SIM_MODEL_PATH
+
+    patterns = [
+        source
+        for keyword, args in stages()["source"].instructions
+        if keyword == "COPY"
+        for source in [a for a in shlex.split(args) if not a.startswith("--")][:-1]
+    ]
+    for model in (DEFAULT_MODEL_PATH, LAB_MODEL_PATH, SIM_MODEL_PATH):
+        for path in (model, model.with_suffix(".json")):
+            relative = str(path.relative_to(ROOT))
+            assert any(fnmatch.fnmatch(relative, p) for p in patterns), f"{relative} not copied"
 
 
 # ------------------------------------------------------------------------------ extras

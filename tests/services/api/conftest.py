@@ -58,7 +58,7 @@ class ServerThread:
         self.thread.join(timeout=10)
 
 
-API_REDIS_DB = 11  # 12: worker-health tests, 13: pipeline e2e, 15: shared test db
+API_REDIS_DB = 11  # 12: worker-health tests; the shared test db is one of 1..10 (tests/conftest.py)
 
 
 def purge_queues(redis_url: str) -> None:

@@ -1,0 +1,17 @@
+"""Where the model files the project ships live (no heavy imports: every process may read it).
+
+Classifiers: the default was trained on what the bundled real pair (Gemma 3 270M → SmolLM2-135M)
+produced, and the API's default level schedule is its own (its thresholds are per level); the
+simulator's serves stacks and tests that run the TGI-compatible simulator; the lab pair's serves
+stacks that run the pair trained by ``tandem lab``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSIFIERS_DIR = ROOT / "models" / "classifier"
+DEFAULT_CLASSIFIER = CLASSIFIERS_DIR / "gemma-smollm2-mlp-v1.onnx"
+SIM_CLASSIFIER = CLASSIFIERS_DIR / "sim-mlp-v1.onnx"
+LAB_CLASSIFIER = CLASSIFIERS_DIR / "lab-catalog-mlp-v1.onnx"
