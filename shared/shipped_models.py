@@ -12,6 +12,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSIFIERS_DIR = ROOT / "models" / "classifier"
-DEFAULT_CLASSIFIER = CLASSIFIERS_DIR / "gemma-smollm2-mlp-v1.onnx"
-SIM_CLASSIFIER = CLASSIFIERS_DIR / "sim-mlp-v1.onnx"
-LAB_CLASSIFIER = CLASSIFIERS_DIR / "lab-catalog-mlp-v1.onnx"
+DEFAULT_MODEL_PATH = CLASSIFIERS_DIR / "gemma-smollm2-mlp-v1.onnx"
+SIM_MODEL_PATH = CLASSIFIERS_DIR / "sim-mlp-v1.onnx"
+LAB_MODEL_PATH = CLASSIFIERS_DIR / "lab-catalog-mlp-v1.onnx"

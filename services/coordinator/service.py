@@ -11,16 +11,14 @@ import uuid
 
 from shared.db.models import Job, JobStatus, Policy, Role
 from shared.db.session import unit_of_work
-from shared.engines.base import EngineClient, Generation
+from shared.engines.base import EngineClient
+from shared.insights import Extension, extend_insights
 from shared.jobs import repository as repo
 from shared.jobs.flow import NextTask
 from shared.jobs.runner import call_engine
 from shared.jobs.service import cancel_if_requested, is_over, locked, record_call
 from shared.jobs.states import add_event, transition
-from shared.prompts import end_of_insights, family_of, insight_prompt
 from shared.tasks import TaskName
-
-FINISHED_REASONS = frozenset({"eos_token", "stop_sequence"})
 
 
 def step_name(level: int) -> str:
@@ -61,16 +59,11 @@ def extend(job_id: uuid.UUID | str, level: int) -> list[NextTask]:
         budget = job.levels[level] - job.levels[level - 1]
         question, insights, domain = job.question, job.insights, job.domain
 
-    async def generate(client: EngineClient) -> Generation:
-        family = family_of(client.profile.name)
-        prompt = insight_prompt(question, insights, domain, family)
-        return await client.generate(prompt, max_new_tokens=budget, stop=[end_of_insights(family)])
+    async def extend_job(client: EngineClient) -> Extension:
+        return await extend_insights(client, question, insights, domain, budget)
 
-    generation, config = call_engine(Role.COORDINATOR, generate)
-    marker = end_of_insights(family_of(config.profile.name))
-    text = generation.text
-    finished = generation.finish_reason in FINISHED_REASONS or marker in text
-    text = text.split(marker, 1)[0]
+    extension, config = call_engine(Role.COORDINATOR, extend_job)
+    generation, text, finished = extension.generation, extension.text, extension.finished
 
     with unit_of_work() as session:
         job = locked(session, job_id)

@@ -24,11 +24,21 @@ from shared.classifier import repository as repo
 from shared.db.models import ClassifierModel
 from shared.errors import ConfigurationError
 from shared.features import FEATURE_NAMES
-from shared.shipped_models import DEFAULT_CLASSIFIER, LAB_CLASSIFIER, ROOT, SIM_CLASSIFIER
+from shared.shipped_models import DEFAULT_MODEL_PATH, LAB_MODEL_PATH, ROOT, SIM_MODEL_PATH
 
-DEFAULT_MODEL_PATH = DEFAULT_CLASSIFIER
-SIM_MODEL_PATH = SIM_CLASSIFIER
-LAB_MODEL_PATH = LAB_CLASSIFIER
+__all__ = [  # the shipped files' paths are re-exported: serving code names them from here
+    "DEFAULT_MODEL_PATH",
+    "LAB_MODEL_PATH",
+    "ROOT",
+    "SIM_MODEL_PATH",
+    "ClassifierRuntime",
+    "LoadedClassifier",
+    "ModelMetadata",
+    "read_metadata",
+    "register_version",
+    "resolve_path",
+    "sha256_of",
+]
 
 
 @dataclass(frozen=True)

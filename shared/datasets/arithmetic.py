@@ -10,11 +10,10 @@ easy at two operands and hard at four.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
-from shared.datasets.records import Draft, Split, TaskRecord, distinct_records
+from shared.datasets.records import DomainGenerator, Draft
 
 DOMAIN = "arithmetic"
 
@@ -66,24 +65,4 @@ def _problem(rng: random.Random, d: ArithmeticDifficulty) -> Draft:
     return Draft(question, answer, solution, insights, {"operands": count})
 
 
-def generate(
-    split: Split, count: int, *, seed: int = 0, difficulty: str = "lab"
-) -> list[TaskRecord]:
-    """``count`` distinct expressions of ``split``; the same arguments always give the same list."""
-    return list(iter_records(split, seed=seed, difficulty=difficulty, limit=count))
-
-
-def iter_records(
-    split: Split, *, seed: int = 0, difficulty: str = "lab", limit: int | None = None
-) -> Iterator[TaskRecord]:
-    settings = DIFFICULTIES[difficulty]
-    yield from distinct_records(
-        lambda rng: _problem(rng, settings),
-        split,
-        domain=DOMAIN,
-        grader="math",
-        difficulty=difficulty,
-        seed=seed,
-        limit=limit,
-        noun="expressions",
-    )
+generate = DomainGenerator(DOMAIN, "math", "expressions", DIFFICULTIES, _problem)

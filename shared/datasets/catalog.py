@@ -16,11 +16,10 @@ Plan; Goal is implied by the question.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 
-from shared.datasets.records import Draft, Split, TaskRecord, distinct_records
+from shared.datasets.records import DomainGenerator, Draft
 
 DOMAIN = "catalog"
 # The catalogue's own seed: changing it changes the world every model of this domain learnt.
@@ -89,24 +88,4 @@ def _problem(rng: random.Random, d: CatalogDifficulty) -> Draft:
     return Draft(question, answer, solution, insights, {"steps": len(names)})
 
 
-def generate(
-    split: Split, count: int, *, seed: int = 0, difficulty: str = "lab"
-) -> list[TaskRecord]:
-    """``count`` distinct questions of ``split``; the same arguments always give the same list."""
-    return list(iter_records(split, seed=seed, difficulty=difficulty, limit=count))
-
-
-def iter_records(
-    split: Split, *, seed: int = 0, difficulty: str = "lab", limit: int | None = None
-) -> Iterator[TaskRecord]:
-    settings = DIFFICULTIES[difficulty]
-    yield from distinct_records(
-        lambda rng: _problem(rng, settings),
-        split,
-        domain=DOMAIN,
-        grader="math",
-        difficulty=difficulty,
-        seed=seed,
-        limit=limit,
-        noun="questions",
-    )
+generate = DomainGenerator(DOMAIN, "math", "questions", DIFFICULTIES, _problem)

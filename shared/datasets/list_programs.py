@@ -9,10 +9,10 @@ changing list exactly, so a model's skill on word problems says little about it.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.datasets.records import Draft, Split, TaskRecord, distinct_records
+from shared.datasets.records import DomainGenerator, Draft
 
 DOMAIN = "lists"
 
@@ -120,24 +120,4 @@ def _problem(rng: random.Random, d: ListDifficulty) -> Draft:
     return Draft(question, answer, solution, insights, {"steps": n_ops})
 
 
-def generate(
-    split: Split, count: int, *, seed: int = 0, difficulty: str = "lab"
-) -> list[TaskRecord]:
-    """``count`` distinct programs of ``split``; the same arguments always give the same list."""
-    return list(iter_records(split, seed=seed, difficulty=difficulty, limit=count))
-
-
-def iter_records(
-    split: Split, *, seed: int = 0, difficulty: str = "lab", limit: int | None = None
-) -> Iterator[TaskRecord]:
-    settings = DIFFICULTIES[difficulty]
-    yield from distinct_records(
-        lambda rng: _problem(rng, settings),
-        split,
-        domain=DOMAIN,
-        grader="list",
-        difficulty=difficulty,
-        seed=seed,
-        limit=limit,
-        noun="programs",
-    )
+generate = DomainGenerator(DOMAIN, "list", "programs", DIFFICULTIES, _problem)

@@ -12,10 +12,9 @@ Retrieval (the numbers in order), Action (each equation with its result).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from shared.datasets.records import Draft, Split, TaskRecord, distinct_records
+from shared.datasets.records import DomainGenerator, Draft
 
 DOMAIN = "math"
 
@@ -205,24 +204,4 @@ def _problem(rng: random.Random, d: MathDifficulty) -> Draft:
     return Draft(question, str(x), solution, insights, {"steps": n_steps})
 
 
-def generate(
-    split: Split, count: int, *, seed: int = 0, difficulty: str = "lab"
-) -> list[TaskRecord]:
-    """``count`` distinct problems of ``split``; the same arguments always give the same list."""
-    return list(iter_records(split, seed=seed, difficulty=difficulty, limit=count))
-
-
-def iter_records(
-    split: Split, *, seed: int = 0, difficulty: str = "lab", limit: int | None = None
-) -> Iterator[TaskRecord]:
-    settings = DIFFICULTIES[difficulty]
-    yield from distinct_records(
-        lambda rng: _problem(rng, settings),
-        split,
-        domain=DOMAIN,
-        grader="math",
-        difficulty=difficulty,
-        seed=seed,
-        limit=limit,
-        noun="problems",
-    )
+generate = DomainGenerator(DOMAIN, "math", "problems", DIFFICULTIES, _problem)

@@ -11,11 +11,11 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 
 class Split(StrEnum):
@@ -30,6 +30,8 @@ SPLIT_BOUNDS: tuple[tuple[Split, int], ...] = (
     (Split.VALIDATION, 900),
     (Split.TEST, 1000),
 )
+
+D = TypeVar("D")  # a domain's difficulty preset
 
 _SPACES = re.compile(r"\s+")
 
@@ -150,6 +152,36 @@ def distinct_records(
             insights=draft.insights,
             grader=grader,
             meta={**draft.meta, "difficulty": difficulty},
+        )
+
+
+@dataclass(frozen=True)
+class DomainGenerator(Generic[D]):
+    """A generated domain: its name, how its answers are graded, its difficulty presets and how
+    one problem of a preset is drawn. Called like a function, it gives ``count`` distinct records
+    of ``split``; the same arguments always give the same list."""
+
+    domain: str
+    grader: str
+    noun: str  # what a problem is called in errors ("questions", "programs")
+    difficulties: Mapping[str, D]
+    problem: Callable[[random.Random, D], Draft]
+
+    def __call__(
+        self, split: Split, count: int, *, seed: int = 0, difficulty: str = "lab"
+    ) -> list[TaskRecord]:
+        settings = self.difficulties[difficulty]
+        return list(
+            distinct_records(
+                lambda rng: self.problem(rng, settings),
+                split,
+                domain=self.domain,
+                grader=self.grader,
+                difficulty=difficulty,
+                seed=seed,
+                limit=count,
+                noun=self.noun,
+            )
         )
 
 

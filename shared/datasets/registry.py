@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from typing import Any
 
 from shared.datasets import arithmetic, catalog, list_programs, math_word
-from shared.datasets.records import Split, TaskRecord
+from shared.datasets.records import DomainGenerator, Split, TaskRecord
 
-
-class Generator(Protocol):
-    def __call__(
-        self, split: Split, count: int, *, seed: int = ..., difficulty: str = ...
-    ) -> list[TaskRecord]: ...
-
-
-GENERATORS: dict[str, Generator] = {
-    math_word.DOMAIN: math_word.generate,
-    list_programs.DOMAIN: list_programs.generate,
-    arithmetic.DOMAIN: arithmetic.generate,
-    catalog.DOMAIN: catalog.generate,
-}
-
-DIFFICULTIES: dict[str, Callable[[], list[str]]] = {
-    math_word.DOMAIN: lambda: sorted(math_word.DIFFICULTIES),
-    list_programs.DOMAIN: lambda: sorted(list_programs.DIFFICULTIES),
-    arithmetic.DOMAIN: lambda: sorted(arithmetic.DIFFICULTIES),
-    catalog.DOMAIN: lambda: sorted(catalog.DIFFICULTIES),
+GENERATORS: dict[str, DomainGenerator[Any]] = {
+    module.generate.domain: module.generate
+    for module in (math_word, list_programs, arithmetic, catalog)
 }
 
 
@@ -38,8 +21,7 @@ def generate(
         generator = GENERATORS[domain]
     except KeyError as error:
         raise KeyError(f"unknown domain {domain!r}; known: {sorted(GENERATORS)}") from error
-    if difficulty not in DIFFICULTIES[domain]():
-        raise KeyError(
-            f"unknown difficulty {difficulty!r} for {domain}; known: {DIFFICULTIES[domain]()}"
-        )
+    known = sorted(generator.difficulties)
+    if difficulty not in known:
+        raise KeyError(f"unknown difficulty {difficulty!r} for {domain}; known: {known}")
     return generator(Split(split), count, seed=seed, difficulty=difficulty)

@@ -27,8 +27,9 @@ from shared.db.models import Role
 from shared.engines import check_engine, make_client
 from shared.engines.base import EngineClient, Generation
 from shared.engines.config import EngineConfig, ScorerEngineSettings, engine_config
-from shared.prompts import end_of_insights, family_of, insight_prompt, prompt_version_of
+from shared.insights import extend_insights
 from shared.prompts import executor_prompt as make_executor_prompt
+from shared.prompts import family_of, prompt_version_of
 from tandem.classifier.collected import (
     Answer,
     Call,
@@ -42,7 +43,6 @@ from tandem.classifier.collected import (
 from tandem.classifier.questions import grade_output, prompt_domain
 
 # The coordinator finished its insights by itself (as services.coordinator decides it).
-FINISHED_REASONS = frozenset({"eos_token", "stop_sequence"})
 
 
 @dataclass(frozen=True)
@@ -159,21 +159,17 @@ async def collect_question(
 ) -> CollectedQuestion:
     """Every level of one question, in order (each level extends the previous insights)."""
     domain = prompt_domain(record.domain)
-    coordinator_family = family_of(engines.coordinator.profile.name)
-    marker = end_of_insights(coordinator_family)
     scorer_family = family_of(engines.scorer.profile.name)
     insights, insight_tokens, finished = "", 0, False
     results: list[LevelResult] = []
     for level, budget in enumerate(levels):
         extension: Call | None = None
         if level > 0 and not finished:
-            generation = await engines.coordinator.generate(
-                insight_prompt(record.question, insights, domain, coordinator_family),
-                max_new_tokens=budget - levels[level - 1],
-                stop=[marker],
+            extended = await extend_insights(
+                engines.coordinator, record.question, insights, domain, budget - levels[level - 1]
             )
-            finished = generation.finish_reason in FINISHED_REASONS or marker in generation.text
-            insights += generation.text.split(marker, 1)[0]
+            generation, finished = extended.generation, extended.finished
+            insights += extended.text
             insight_tokens += generation.generated_tokens
             extension = Call(generation.prompt_tokens, generation.generated_tokens)
         previous = results[-1] if results else None

@@ -15,8 +15,9 @@ from celery import Celery
 from shared.celery_base import producer_app
 from shared.prompts import LAB_MODEL_PREFIX
 from shared.settings import WorkerSettings
-from shared.shipped_models import DEFAULT_CLASSIFIER, LAB_CLASSIFIER, ROOT, SIM_CLASSIFIER
+from shared.shipped_models import DEFAULT_MODEL_PATH, LAB_MODEL_PATH, ROOT, SIM_MODEL_PATH
 from shared.tasks import Queue
+from tandem.classifier.model_files import read_card
 from tandem.lab.configs import MODELS_DIR as LAB_MODELS_DIR
 from tandem.lab.configs import Role
 from tandem.stack.binaries import find_binaries
@@ -41,18 +42,16 @@ from tandem.stack.settings import StackSettings
 # Engines other than the bundled real pair need the classifier trained on them and the level
 # schedule it was calibrated on (a classifier's thresholds are per level). The real pair uses
 # the shipped defaults, which are its own classifier and levels.
-STACK_CLASSIFIERS: dict[str, Path] = {"sim": SIM_CLASSIFIER, "lab": LAB_CLASSIFIER}
+STACK_CLASSIFIERS: dict[str, Path] = {"sim": SIM_MODEL_PATH, "lab": LAB_MODEL_PATH}
 
 
 def classifier_env(engines: str) -> dict[str, str]:
     """Classifier and levels for these engines, unless the user set either."""
     model = STACK_CLASSIFIERS.get(engines)
-    if model is None:
+    card = read_card(model) if model is not None else {}
+    if not card or {"TANDEM_CLASSIFIER_DEFAULT_PATH", "TANDEM_LEVELS"} & set(os.environ):
         return {}
-    card = model.with_suffix(".json")
-    if not card.exists() or {"TANDEM_CLASSIFIER_DEFAULT_PATH", "TANDEM_LEVELS"} & set(os.environ):
-        return {}
-    levels = json.loads(card.read_text())["trained_on"]["header"]["levels"]
+    levels = card["trained_on"]["header"]["levels"]
     return {"TANDEM_CLASSIFIER_DEFAULT_PATH": str(model), "TANDEM_LEVELS": json.dumps(levels)}
 
 
@@ -60,24 +59,24 @@ def savings_baseline_env(engines: str) -> dict[str, str]:
     """The coordinator-alone baseline measured with these engines' classifier (its evaluation's
     ``savings_baseline.json``), so reports and the dashboard show savings; unless the user set
     one."""
-    model = STACK_CLASSIFIERS.get(engines, DEFAULT_CLASSIFIER)
-    card = model.with_suffix(".json")
-    if not card.exists() or "TANDEM_SAVINGS_BASELINE_FILE" in os.environ:
+    card = read_card(STACK_CLASSIFIERS.get(engines, DEFAULT_MODEL_PATH))
+    results = card.get("evaluation", {}).get("results")
+    if not results or "TANDEM_SAVINGS_BASELINE_FILE" in os.environ:
         return {}
-    results = json.loads(card.read_text()).get("evaluation", {}).get("results")
-    baseline = ROOT / str(results) / "savings_baseline.json" if results else None
-    if baseline is None or not baseline.exists():
-        return {}
-    return {"TANDEM_SAVINGS_BASELINE_FILE": str(baseline)}
+    baseline = ROOT / str(results) / "savings_baseline.json"
+    return {"TANDEM_SAVINGS_BASELINE_FILE": str(baseline)} if baseline.exists() else {}
 
 
 def lab_engine_env() -> dict[str, str]:
     """The lab pair's real parameter counts, from its manifests: FLOPs and cost follow them."""
-    env = {}
-    for role in Role:
-        manifest = json.loads((LAB_MODELS_DIR / role.value / "manifest.json").read_text())
-        env[f"TANDEM_{role.value.upper()}_ENGINE_MODEL_PARAMETERS"] = str(manifest["parameters"])
-    return env
+    from tandem.lab.pipeline import read_manifest  # training code: only when the lab pair runs
+
+    return {
+        f"TANDEM_{role.value.upper()}_ENGINE_MODEL_PARAMETERS": str(
+            read_manifest(LAB_MODELS_DIR / role.value)["parameters"]
+        )
+        for role in Role
+    }
 
 
 Report = Callable[[str], None]

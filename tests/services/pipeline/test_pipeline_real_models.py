@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from shared.celery_base import producer_app
 from shared.classifier import DEFAULT_MODEL_PATH, LAB_MODEL_PATH, register_version
 from shared.datasets import Split, generate
+from shared.db.models import Job, ModelCall
 from shared.db.session import unit_of_work
 from shared.jobs import repository as repo
 from shared.prompts import LAB_MODEL_PREFIX
@@ -39,30 +41,39 @@ def real_env(artifacts_dir: Path, database_url: str, redis_url: str) -> Iterator
         yield engines.env()
 
 
-def test_real_models_job_through_every_service(
-    real_env: dict[str, str], artifacts_dir: Path
-) -> None:
+def one_job(
+    env: dict[str, str], logs: Path, classifier: Path, question: str, **submitted: Any
+) -> tuple[Job, list[ModelCall]]:
+    """One job through real workers on ``env``'s engines, continuing at level 0 and stopping at
+    level 1 (thresholds [1.01, 0.0] on ``classifier``); the finished job and its model calls."""
     import os
 
-    os.environ.update(real_env)
-    with unit_of_work() as session:  # continue at level 0, stop at level 1
-        register_version(session, DEFAULT_MODEL_PATH, version="real-e2e", thresholds=[1.01, 0.0])
-    pool = start_workers(SERVICES, artifacts_dir / "pipeline-real", real_env)
+    os.environ.update(env)
+    with unit_of_work() as session:
+        register_version(session, classifier, version=f"e2e-{logs.name}", thresholds=[1.01, 0.0])
+    pool = start_workers(SERVICES, logs, env)
     app = producer_app()
     try:
         wait_for_workers(SERVICES, timeout_s=120)
-        job_id = submit(
-            app, make_tenant(), "What is 12 + 30?", levels=(0, 16), max_answer_tokens=24
-        )
+        job_id = submit(app, make_tenant(), question, levels=(0, 16), **submitted)
         job = wait_terminal(job_id, timeout_s=600)
     finally:
         app.close()
         stop_workers(pool)
+    with unit_of_work() as session:
+        return job, repo.calls(session, job_id)
+
+
+def test_real_models_job_through_every_service(
+    real_env: dict[str, str], artifacts_dir: Path
+) -> None:
+    logs = artifacts_dir / "pipeline-real"
+    job, calls = one_job(
+        real_env, logs, DEFAULT_MODEL_PATH, "What is 12 + 30?", max_answer_tokens=24
+    )
     assert job.status == "succeeded", job.error_message
     assert (job.truncation_level, job.termination_reason) == (1, "sufficient")
     assert 0 < job.insight_tokens <= 16
-    with unit_of_work() as session:
-        calls = repo.calls(session, job_id)
     assert [c.step for c in calls] == ["score:0", "insights:1", "score:1", "answer"]
     assert {c.model for c in calls} == {"gemma3-270m", "smollm2-135m"}
     assert all(c.prompt_tokens > 0 for c in calls)
@@ -82,28 +93,13 @@ def lab_env(artifacts_dir: Path, database_url: str, redis_url: str) -> Iterator[
 
 
 def test_lab_pair_job_through_every_service(lab_env: dict[str, str], artifacts_dir: Path) -> None:
-    import os
-
-    os.environ.update(lab_env)
-    with unit_of_work() as session:  # continue at level 0, stop at level 1
-        register_version(session, LAB_MODEL_PATH, version="lab-e2e", thresholds=[1.01, 0.0])
-    pool = start_workers(SERVICES, artifacts_dir / "pipeline-lab", lab_env)
-    app = producer_app()
-    question = generate("catalog", Split.TEST, 1, seed=SEED)[0]
-    try:
-        wait_for_workers(SERVICES, timeout_s=120)
-        job_id = submit(app, make_tenant(), question.question, levels=(0, 16))
-        job = wait_terminal(job_id, timeout_s=300)
-    finally:
-        app.close()
-        stop_workers(pool)
+    question = generate("catalog", Split.TEST, 1, seed=SEED)[0].question
+    job, calls = one_job(lab_env, artifacts_dir / "pipeline-lab", LAB_MODEL_PATH, question)
     assert job.status == "succeeded", job.error_message
     assert (job.truncation_level, job.termination_reason) == (1, "sufficient")
     # The coordinator wrote the prices first, in the lab layout, and stopped at its budget.
     assert job.insights.lstrip().startswith("Retrieval:") and job.insight_tokens == 16
     assert job.answer is not None and job.answer.isdigit()
-    with unit_of_work() as session:
-        calls = repo.calls(session, job_id)
     assert {c.model for c in calls} == {
         f"{LAB_MODEL_PREFIX}-coordinator",
         f"{LAB_MODEL_PREFIX}-executor",
