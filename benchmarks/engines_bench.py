@@ -2,8 +2,11 @@
 
 Reports load time (cold: from the GGUF file, converting; cached: from the converted copy),
 prompt log-prob throughput, decode tokens/s in-process versus through the HTTP server (the
-server's overhead as a ratio; the aim is <= 1.10) and peak memory of a process with the model
-loaded. Everything is measured in this run; nothing is compared with numbers from elsewhere.
+server's overhead as a ratio; the aim is <= 1.10), peak memory of a process with the model
+loaded, and what prefix reuse saves: the prefill of a prompt that extends a kept one (the next
+level's) against computing it whole. The server runs with its prefix cache off, so repeated
+requests measure computation, not cache hits. Everything is measured in this run; nothing is
+compared with numbers from elsewhere.
 
     python benchmarks/engines_bench.py [--models smollm2-135m gemma3-270m] [--threads 2]
         [--cold]   # also time a cold load (conversion) in a scratch cache directory
@@ -22,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,6 +36,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 LOGPROB_PROMPT = " ".join(["The quick brown fox jumps over the lazy dog near the river bank."] * 25)
 DECODE_PROMPT = "Q: Write a long story about a fox.\nA: Once upon a time"
 DECODE_TOKENS = 48
+EXTENSION = " Retrieval: seven times three is twenty-one; twelve plus twenty-one is thirty-three."
 
 
 def child_load(model: str, cache_dir: str, threads: int) -> None:
@@ -57,7 +62,7 @@ def child_load(model: str, cache_dir: str, threads: int) -> None:
     )
 
 
-def load_in_child(model: str, cache_dir: Path, threads: int) -> dict:
+def load_in_child(model: str, cache_dir: Path, threads: int) -> dict[str, Any]:
     out = subprocess.run(
         [
             sys.executable,
@@ -77,7 +82,7 @@ def load_in_child(model: str, cache_dir: Path, threads: int) -> dict:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def decode_rates(model: str, cache_dir: Path, threads: int, rounds: int) -> dict:
+def decode_rates(model: str, cache_dir: Path, threads: int, rounds: int) -> dict[str, Any]:
     """Prompt log-probs in-process, then decode in-process and through the server, alternating.
 
     Alternating the two paths round by round keeps a change in machine load (this machine is
@@ -112,7 +117,11 @@ def decode_rates(model: str, cache_dir: Path, threads: int, rounds: int) -> dict
                 raise RuntimeError("EOS before the token budget; change DECODE_PROMPT")
         return DECODE_TOKENS / (time.perf_counter() - started)
 
-    env = {"TANDEM_ENGINE_THREADS": str(threads), "TANDEM_ENGINE_CACHE_DIR": str(cache_dir)}
+    env = {
+        "TANDEM_ENGINE_THREADS": str(threads),
+        "TANDEM_ENGINE_CACHE_DIR": str(cache_dir),
+        "TANDEM_ENGINE_PREFIX_CACHE_TOKENS": "0",
+    }
     body = {
         "inputs": DECODE_PROMPT,
         "parameters": {"max_new_tokens": DECODE_TOKENS, "details": True},
@@ -141,6 +150,7 @@ def decode_rates(model: str, cache_dir: Path, threads: int, rounds: int) -> dict
             http.post("/generate", json=lp_body)
         server_logprob_s = (time.perf_counter() - started) / 3
     ratios = [a / b for a, b in zip(local, served, strict=True)]
+    reuse_s, whole_s, cached = prefix_reuse(backend, ids, rounds)
     return {
         "prompt_tokens": len(ids),
         "logprob_s_in_process": logprob_s,
@@ -149,7 +159,35 @@ def decode_rates(model: str, cache_dir: Path, threads: int, rounds: int) -> dict
         "decode_tok_per_s_in_process": statistics.median(local),
         "decode_tok_per_s_server": statistics.median(served),
         "server_overhead_ratio": statistics.median(ratios),
+        "prefix_cached_tokens": cached,
+        "prefill_s_reusing_prefix": reuse_s,
+        "prefill_s_whole": whole_s,
     }
+
+
+def prefix_reuse(backend: Any, ids: list[int], rounds: int) -> tuple[float, float, int]:
+    """Median seconds to prefill ``ids`` + an extension with ``ids`` kept, and whole.
+
+    Each round starts from a cache holding ``ids`` only; the two paths alternate, as the
+    decode rates do.
+    """
+    from services.engine.prefix_cache import PrefixCache
+
+    extension = list(backend.tokenizer(EXTENSION, add_special_tokens=False)["input_ids"])
+    prompt = ids + extension
+    reusing: list[float] = []
+    whole: list[float] = []
+    cached = 0
+    for _ in range(rounds):
+        backend.prefix_cache = PrefixCache(1 << 20)
+        backend.prefill_reusing(ids, True)
+        started = time.perf_counter()
+        cached = backend.prefill_reusing(prompt, True).cached_tokens
+        reusing.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        backend.prefill(prompt, True)
+        whole.append(time.perf_counter() - started)
+    return statistics.median(reusing), statistics.median(whole), cached
 
 
 def main() -> None:
@@ -169,7 +207,7 @@ def main() -> None:
         return
     results = {}
     for model in args.models:
-        row: dict = {}
+        row: dict[str, Any] = {}
         if args.cold:
             with tempfile.TemporaryDirectory() as scratch:
                 row["load_cold"] = load_in_child(model, Path(scratch), args.threads)
@@ -180,7 +218,7 @@ def main() -> None:
         print(json.dumps({model: row}, indent=2), flush=True)
     print(
         "\nmodel          load cold  load cached  peak MiB  logprob tok/s  decode in-proc"
-        "  decode server  ratio"
+        "  decode server  ratio  prefill reusing / whole"
     )
     for model, row in results.items():
         cold = row.get("load_cold", {}).get("seconds")
@@ -192,6 +230,7 @@ def main() -> None:
             f"  {row['decode_tok_per_s_in_process']:14.1f}"
             f"  {row['decode_tok_per_s_server']:13.1f}"
             f"  {row['server_overhead_ratio']:5.2f}"
+            f"  {row['prefill_s_reusing_prefix']:.2f}s / {row['prefill_s_whole']:.2f}s"
         )
 
 

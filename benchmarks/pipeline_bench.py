@@ -5,22 +5,37 @@ realistic latency.
 For each latency it reports, for the queued system: jobs per second with all jobs submitted at
 once, and per-job orchestration overhead (end-to-end time minus the engine time its model
 calls recorded; one job at a time) at p50/p95/p99; the same for the in-process driver; and the
-ratio queued / in-process, which is the figure. Real Postgres and Redis (the local stack's
-servers, scratch database ``tandem_pipeline_bench``, Redis db 13). Asserts nothing.
+ratios queued / in-process of the median overhead and of the median time per job (the floor of
+the latter: 1.10x at 200 tokens/s).
 
-    python benchmarks/pipeline_bench.py [--jobs 20] [--latency-tokens-per-s 200]
+At zero latency it also sends jobs one at a time through a real ``tandem api serve`` process
+and prints, per job and beside the floor each should stay under: the CPU time of the API and of
+each worker service (its whole process tree; engines, Postgres and Redis excluded), as a ratio
+to the API's CPU per ``GET /healthz`` measured in the same run; SQL statements and transactions
+(``pg_stat_statements``, this database only; the benchmark's own observer queries excluded);
+Redis commands (``INFO commandstats``) and Celery messages (``LPUSH``). CPU time per process,
+not wall time, so a busy shared machine changes the figures little.
+
+Real Postgres (the local stack's server, scratch database ``tandem_pipeline_bench``; statement
+counts need ``pg_stat_statements`` preloaded, as ``tandem stack`` starts it) and a Redis server
+of its own (so that nobody else's commands are counted). Asserts nothing.
+
+    python benchmarks/pipeline_bench.py [--jobs 20] [--latency-tokens-per-s 200] [--detail]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +49,18 @@ from tandem.stack.infra import (  # noqa: E402
     start_postgres,
     start_redis,
 )
+from tandem.stack.processes import serving_api  # noqa: E402
 from tandem.stack.settings import StackSettings  # noqa: E402
+from tests.services.pipeline.support import free_port  # noqa: E402
 
 INFRA = InfraConfig.from_settings(StackSettings(), base=ROOT)
-DATABASE_URL = INFRA.database_url("tandem_pipeline_bench")
-REDIS_URL = INFRA.redis_url(13)
+# A Redis server of the benchmark's own: INFO commandstats counts a whole server.
+REDIS_INFRA = InfraConfig.from_settings(
+    StackSettings(redis_port=free_port(), dir=Path(".tandem") / "pipeline-bench"), base=ROOT
+)
+DATABASE = "tandem_pipeline_bench"
+DATABASE_URL = INFRA.database_url(DATABASE)
+REDIS_URL = REDIS_INFRA.redis_url(0)
 os.environ.update(
     {
         "TANDEM_ENVIRONMENT": "test",
@@ -51,6 +73,15 @@ os.environ.update(
 LEVELS = (0, 40, 80, 120)
 SERVICES = ("coordinator", "scorer", "executor", "accounting")
 QUESTIONS = [f"What is {a} * {a + 4} + {2 * a + 4}?" for a in range(3, 60)]
+OBSERVER = "bench_observer"  # marks the benchmark's own SQL, left out of the counts
+HEALTHZ_REQUESTS = 1000
+
+# The floors of a job that stops at level 1 (score 0, insights 1, score 1, answer, settle).
+FLOOR_CPU_RATIO = 30.0
+FLOOR_STATEMENTS = 30
+FLOOR_TRANSACTIONS = 6  # admission and one per step
+FLOOR_REDIS = 25
+FLOOR_MESSAGES = 5  # the first step's and one per following step
 
 
 def percentiles(values: list[float]) -> str:
@@ -128,11 +159,234 @@ def inline_driver() -> Callable[[uuid.UUID], None]:
     return run
 
 
-def measure(label: str, jobs: int, tokens_per_s: float, logs: Path) -> dict[str, float]:
+# -- counters: CPU per process tree, SQL, Redis ----------------------------------------------
+
+
+def tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants."""
+    import psutil
+
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        for process in [root, *root.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+    except psutil.NoSuchProcess:
+        pass
+    return total
+
+
+class Observer:
+    """The benchmark's own Postgres connection: polls jobs and reads pg_stat_statements in
+    autocommit (no BEGIN), every query marked so that it is left out of the counts."""
+
+    def __init__(self) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(DATABASE_URL.replace("+psycopg", ""), autocommit=True)
+        self.statements_available = self._prepare_statements()
+
+    def _prepare_statements(self) -> bool:
+        import psycopg
+
+        preload = self.conn.execute(
+            "SELECT current_setting('shared_preload_libraries') AS bench_observer"
+        ).fetchone()
+        if preload is None or "pg_stat_statements" not in str(preload[0]):
+            return False
+        try:
+            self.conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        except psycopg.Error:
+            return False
+        return True
+
+    def status(self, job_id: uuid.UUID) -> str:
+        row = self.conn.execute(
+            "SELECT status AS bench_observer FROM jobs WHERE id = %s", (job_id,)
+        ).fetchone()
+        return str(row[0]) if row else "missing"
+
+    def wait_terminal(self, job_id: uuid.UUID, timeout_s: float = 120.0) -> str:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = self.status(job_id)
+            if status in ("succeeded", "failed", "cancelled", "rejected"):
+                return status
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {status}")
+            time.sleep(0.01)
+
+    def statements(self) -> dict[str, int]:
+        """Calls per normalised statement in this database, the observer's own left out."""
+        if not self.statements_available:
+            return {}
+        rows = self.conn.execute(
+            "SELECT query AS bench_observer, calls FROM pg_stat_statements s "
+            "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()"
+        ).fetchall()
+        return {str(q): int(c) for q, c in rows if OBSERVER not in str(q)}
+
+
+def redis_commands(client: Any) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def delta(after: Mapping[str, int], before: Mapping[str, int]) -> dict[str, int]:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) > 0}
+
+
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK")
+
+
+@dataclass
+class Snapshot:
+    cpu: dict[str, float]
+    statements: dict[str, int]
+    redis: dict[str, int]
+
+
+def count_per_job(
+    jobs: int,
+    env: Mapping[str, str],
+    workers: Mapping[str, subprocess.Popen[bytes]],
+    logs: Path,
+    detail: bool,
+) -> None:
+    """Jobs one at a time through the real API; every counter's delta divided by the jobs."""
+    import httpx
+    import redis
+
+    from shared.db.session import unit_of_work
+    from shared.tenants.service import create_key, create_tenant
+
+    with unit_of_work() as session:
+        tenant = create_tenant(session, f"bench-{uuid.uuid4().hex[:8]}", budget_cap=Decimal(1000))
+        secret = create_key(session, tenant).secret
+    observer = Observer()
+    broker = redis.Redis.from_url(REDIS_URL)
+    with serving_api(env, log=logs / "api.log") as (url, api):
+        pids = {"api": api.pid, **{name: p.pid for name, p in workers.items()}}
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for _ in range(20):  # warm: imports, connection pools, first-request caches
+                client.get("/healthz")
+            before = tree_cpu(api.pid)
+            for _ in range(HEALTHZ_REQUESTS):
+                client.get("/healthz")
+            healthz = (tree_cpu(api.pid) - before) / HEALTHZ_REQUESTS
+            headers = {"Authorization": f"Bearer {secret}"}
+            body = {
+                "question": "",
+                "domain": "math",
+                "levels": list(LEVELS),
+                "max_answer_tokens": 64,
+            }
+
+            def one(question: str) -> None:
+                response = client.post(
+                    "/v1/jobs", json={**body, "question": question}, headers=headers
+                )
+                response.raise_for_status()
+                observer.wait_terminal(uuid.UUID(response.json()["id"]))
+
+            one(QUESTIONS[0])  # warm the job path once in every process
+            time.sleep(0.5)
+
+            def snapshot() -> Snapshot:
+                return Snapshot(
+                    {name: tree_cpu(pid) for name, pid in pids.items()},
+                    observer.statements(),
+                    redis_commands(broker),
+                )
+
+            first = snapshot()
+            for i in range(jobs):
+                one(QUESTIONS[(i + 1) % len(QUESTIONS)])
+            time.sleep(0.5)  # let the last settle's bookkeeping finish
+            last = snapshot()
+    observer.conn.close()
+    cpu = {name: (last.cpu[name] - first.cpu[name]) / jobs for name in pids}
+    total_cpu = sum(cpu.values())
+    statements = delta(last.statements, first.statements)
+    transactions = sum(n for q, n in statements.items() if q.upper().startswith("BEGIN"))
+    sql = sum(n for q, n in statements.items() if not q.upper().startswith(TRANSACTION_CONTROL))
+    commands = delta(last.redis, first.redis)
+    print(f"\n== per job, through the API ({jobs} jobs one at a time, stop at level 1) ==")
+    print(f"{'figure':<34}{'per job':>12}{'floor':>12}")
+    print(f"{'/healthz request, API CPU':<34}{healthz * 1000:>9.2f} ms{'':>12}")
+    for name in pids:
+        print(f"{'CPU ' + name:<34}{cpu[name] * 1000:>9.2f} ms{cpu[name] / healthz:>9.1f} x")
+    print(
+        f"{'CPU orchestration (sum)':<34}{total_cpu * 1000:>9.2f} ms"
+        f"{'':>3}{total_cpu / healthz:>6.1f} x /healthz (floor {FLOOR_CPU_RATIO:g} x)"
+    )
+    if statements or observer.statements_available:
+        print(f"{'SQL statements':<34}{sql / jobs:>12.1f}{FLOOR_STATEMENTS:>12}")
+        print(f"{'SQL transactions':<34}{transactions / jobs:>12.1f}{FLOOR_TRANSACTIONS:>12}")
+    else:
+        print(f"{'SQL statements':<34}{'n/a (pg_stat_statements not preloaded)':>24}")
+    print(f"{'Redis commands':<34}{sum(commands.values()) / jobs:>12.1f}{FLOOR_REDIS:>12}")
+    print(
+        f"{'Celery messages (LPUSH)':<34}{commands.get('lpush', 0) / jobs:>12.1f}"
+        f"{FLOOR_MESSAGES:>12}"
+    )
+    if detail:
+        print("-- Redis commands per job --")
+        for name, n in sorted(commands.items(), key=lambda kv: -kv[1]):
+            print(f"  {n / jobs:7.2f}  {name}")
+        print("-- SQL statements per job --")
+        for query, n in sorted(statements.items(), key=lambda kv: -kv[1]):
+            print(f"  {n / jobs:7.2f}  {' '.join(query.split())[:150]}")
+
+
+def worker_command(service: str, pool: str, profile: Path | None) -> list[str]:
+    """A worker's command line; under ``py-spy record`` (its whole process tree, idle frames
+    left out, collapsed stacks) when profiling."""
+    command = [sys.executable, "-m", "tandem", "worker", service, "--concurrency", "2"]
+    command += ["--pool", pool]
+    if profile is None:
+        return command
+    output = profile / f"{service}.txt"
+    spy = Path(sys.executable).with_name("py-spy")
+    return [
+        str(spy),
+        "record",
+        "--subprocesses",
+        "--format",
+        "raw",
+        "-r",
+        "250",
+        "-o",
+        str(output),
+        "--",
+        *command,
+    ]
+
+
+def stop(process: subprocess.Popen[bytes], profiled: bool) -> None:
+    # py-spy writes its profile on SIGINT and passes it on to the worker.
+    process.send_signal(signal.SIGINT if profiled else signal.SIGTERM)
+
+
+def measure(
+    label: str,
+    jobs: int,
+    tokens_per_s: float,
+    logs: Path,
+    *,
+    counted: bool,
+    detail: bool,
+    pool: str,
+    profile: Path | None = None,
+) -> dict[str, float]:
     from celery import Celery
 
     from shared.celery_base import producer_app
-    from tests.services.pipeline.support import make_tenant, sim_engines, submit, wait_terminal
+    from tests.services.pipeline.support import make_tenant, sim_engines, submit
 
     sim = {"tokens_per_s": str(tokens_per_s)} if tokens_per_s else {}
     with sim_engines(logs / label, **sim) as engines:
@@ -149,47 +403,54 @@ def measure(label: str, jobs: int, tokens_per_s: float, logs: Path) -> dict[str,
             )
         tenant = make_tenant()
         app: Celery = producer_app()
-        workers = [
-            subprocess.Popen(
-                [sys.executable, "-m", "tandem", "worker", s, "--concurrency", "2"],
+        env = {**os.environ, **engines.env()}
+        workers = {
+            s: subprocess.Popen(
+                worker_command(s, pool, profile),
                 stdout=(logs / f"{label}-worker-{s}.log").open("wb"),
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **engines.env()},
+                env=env,
                 start_new_session=True,
             )
             for s in SERVICES
-        ]
+        }
         try:
             wait_for_workers(app)
             questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(jobs)]
+            observer = Observer()  # polls every 10 ms: the wait adds little to what is measured
             # Queued, one at a time: per-job orchestration overhead.
-            queued_overhead = []
+            queued_overhead, queued_wall = [], []
             for question in questions:
                 start = time.perf_counter()
                 job_id = submit(app, tenant, question, levels=LEVELS, max_answer_tokens=64)
-                wait_terminal(job_id, timeout_s=120)
-                queued_overhead.append(time.perf_counter() - start - engine_seconds(job_id))
+                observer.wait_terminal(job_id, timeout_s=120)
+                queued_wall.append(time.perf_counter() - start)
+                queued_overhead.append(queued_wall[-1] - engine_seconds(job_id))
             # Queued, all at once: throughput.
             start = time.perf_counter()
             ids = [submit(app, tenant, q, levels=LEVELS, max_answer_tokens=64) for q in questions]
             for job_id in ids:
-                wait_terminal(job_id, timeout_s=300)
+                observer.wait_terminal(job_id, timeout_s=300)
             queued_rate = jobs / (time.perf_counter() - start)
+            observer.conn.close()
+            if counted:
+                count_per_job(jobs, env, workers, logs / label, detail)
         finally:
-            for worker in workers:
-                worker.terminate()
-            for worker in workers:
-                worker.wait(timeout=30)
+            for worker in workers.values():
+                stop(worker, profile is not None)
+            for worker in workers.values():
+                worker.wait(timeout=60)
             app.close()
         # In-process, same steps, no queue.
         run = inline_driver()
-        inline_overhead = []
+        inline_overhead, inline_wall = [], []
         start_all = time.perf_counter()
         for question in questions:
             start = time.perf_counter()
             job_id = submit(app, tenant, question, levels=LEVELS, max_answer_tokens=64, start=False)
             run(job_id)
-            inline_overhead.append(time.perf_counter() - start - engine_seconds(job_id))
+            inline_wall.append(time.perf_counter() - start)
+            inline_overhead.append(inline_wall[-1] - engine_seconds(job_id))
         inline_rate = jobs / (time.perf_counter() - start_all)
     print(f"\n== sim {label} ({jobs} jobs, levels {LEVELS}, stop at level 1) ==")
     print(
@@ -201,8 +462,10 @@ def measure(label: str, jobs: int, tokens_per_s: float, logs: Path) -> dict[str,
         f"overhead/job {percentiles(inline_overhead)}"
     )
     ratio = statistics.median(queued_overhead) / statistics.median(inline_overhead)
+    wall = statistics.median(queued_wall) / statistics.median(inline_wall)
     print(
         f"ratio queued/in-process, median overhead per job: {ratio:.2f}x; "
+        f"median time per job: {wall:.2f}x (floor 1.10x at 200 tok/s); "
         f"throughput: {queued_rate / inline_rate:.2f}x"
     )
     return {"ratio": ratio}
@@ -212,6 +475,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Pipeline orchestration overhead benchmark.")
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument("--latency-tokens-per-s", type=float, default=200.0)
+    parser.add_argument(
+        "--detail", action="store_true", help="Per-statement and per-command counts."
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="Record each worker at zero latency with py-spy into this folder (collapsed stacks).",
+    )
+    parser.add_argument("--pool", default="prefork", help="The workers' Celery pool.")
     args = parser.parse_args()
 
     from alembic import command
@@ -220,16 +492,37 @@ def main() -> None:
 
     binaries = find_binaries()
     start_postgres(INFRA, binaries)
-    start_redis(INFRA, binaries)
-    ensure_database(INFRA, "tandem_pipeline_bench", recreate=True)
-    command.upgrade(alembic_config(DATABASE_URL), "head")
+    start_redis(REDIS_INFRA, binaries)
     import redis
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    logs = ROOT / "test-artifacts" / "pipeline-bench"
-    logs.mkdir(parents=True, exist_ok=True)
-    measure("zero-latency", args.jobs, 0.0, logs)
-    measure(f"{args.latency_tokens_per_s:g}-tok-per-s", args.jobs, args.latency_tokens_per_s, logs)
+    try:
+        ensure_database(INFRA, DATABASE, recreate=True)
+        command.upgrade(alembic_config(DATABASE_URL), "head")
+        logs = ROOT / "test-artifacts" / "pipeline-bench"
+        logs.mkdir(parents=True, exist_ok=True)
+        if args.profile is not None:
+            args.profile.mkdir(parents=True, exist_ok=True)
+        measure(
+            "zero-latency",
+            args.jobs,
+            0.0,
+            logs,
+            counted=True,
+            detail=args.detail,
+            pool=args.pool,
+            profile=args.profile,
+        )
+        measure(
+            f"{args.latency_tokens_per_s:g}-tok-per-s",
+            args.jobs,
+            args.latency_tokens_per_s,
+            logs,
+            counted=False,
+            detail=False,
+            pool=args.pool,
+        )
+    finally:
+        redis.Redis.from_url(REDIS_URL).shutdown(nosave=True)
 
 
 if __name__ == "__main__":

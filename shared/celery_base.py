@@ -1,10 +1,10 @@
-"""The one base Celery configuration every worker service builds on (DESIGN.md §2).
+"""The one base Celery configuration every worker service builds on.
 
 Long LLM tasks need: late acks and rejection on worker loss (a killed worker's task is
 redelivered, not lost), prefetch 1 (a worker does not hoard tasks it cannot start), time
 limits below the broker's visibility timeout (a running task is never redelivered while it
 still runs), bounded retries with jittered backoff on transient engine errors, and an expiry on
-every message.
+every message. The settings and their defaults: docs/architecture.md, 'Reliability settings'.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from celery import Celery, Task, signals
+from sqlalchemy.exc import InterfaceError, OperationalError
 
+from shared.broker import TRANSPORT as BROKER_TRANSPORT
 from shared.errors import TransientError
 from shared.logging import configure_logging, log_context
 from shared.settings import WorkerSettings, get_worker_settings
-from shared.tasks import Queue, TaskName
+from shared.tasks import HEALTH_TASKS, Queue, TaskName
 from shared.tracing import configure_tracing
 from shared.tracing import shutdown as shutdown_tracing
 
@@ -28,6 +30,9 @@ from shared.tracing import shutdown as shutdown_tracing
 def celery_config(settings: WorkerSettings, queue: Queue | None) -> dict[str, Any]:
     config: dict[str, Any] = {
         "broker_url": settings.redis_url,
+        # kombu's Redis transport with one HSET and one HDEL of ack bookkeeping per message
+        # instead of two MULTI/EXEC transactions (see shared.broker).
+        "broker_transport": BROKER_TRANSPORT,
         "result_backend": settings.redis_url,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
@@ -41,9 +46,16 @@ def celery_config(settings: WorkerSettings, queue: Queue | None) -> dict[str, An
         "worker_prefetch_multiplier": 1,
         "task_soft_time_limit": settings.task_soft_time_limit_s,
         "task_time_limit": settings.task_time_limit_s,
-        "task_track_started": True,
-        "task_send_sent_event": True,
-        "worker_send_task_events": True,
+        # Pipeline tasks report through Postgres: nothing reads their results, a "started"
+        # state or task events, and each would cost Redis commands on every message. Only the
+        # health probes, whose senders wait for the answer, store a result.
+        "task_ignore_result": True,
+        "task_annotations": {
+            task.value: {"ignore_result": False} for task in HEALTH_TASKS.values()
+        },
+        "task_track_started": False,
+        "task_send_sent_event": False,
+        "worker_send_task_events": False,
         "worker_hijack_root_logger": False,
         "worker_concurrency": settings.worker_concurrency,
         "task_routes": {f"{q.value}.*": {"queue": q.value} for q in Queue},
@@ -58,7 +70,14 @@ def celery_config(settings: WorkerSettings, queue: Queue | None) -> dict[str, An
 class TandemTask(Task):
     """Base task: bounded, jittered retries on transient errors only."""
 
-    autoretry_for = (TransientError, ConnectionError, TimeoutError)
+    # Postgres unreachable counts as transient too (see shared.jobs.runner.DATABASE_DOWN).
+    autoretry_for = (
+        TransientError,
+        ConnectionError,
+        TimeoutError,
+        OperationalError,
+        InterfaceError,
+    )
     retry_backoff = True
     retry_jitter = True
 
@@ -161,6 +180,11 @@ def send(
         queue=name.queue.value,
         expires=settings.task_expires_s,
         countdown=countdown,
+        # Without this the producer subscribes to a result channel nobody will publish on.
+        ignore_result=not name.replies,
+        # Nothing to declare: messages go to the queue's list by name (the default exchange),
+        # and each worker declares its own queue when it starts.
+        declare=(),
     )
     return str(result.id)
 

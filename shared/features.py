@@ -2,9 +2,10 @@
 
 From the executor model's log-probabilities over its own prompt (question + insights so far,
 one forward pass, no generation) plus the level index and the insight token count, it builds a
-fixed, ordered vector (DESIGN.md §1). The scorer and the trainer both call :func:`features`, so
+fixed, ordered vector. The scorer and the trainer both call :func:`features`, so
 the classifier is served exactly the features it was trained on; the ONNX file carries
-:data:`FEATURE_NAMES` and the scorer refuses a model whose list differs.
+:data:`FEATURE_NAMES` and the scorer refuses a model whose list differs. The features, and
+where they come from: docs/architecture.md, 'The method'.
 """
 
 from __future__ import annotations

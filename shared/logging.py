@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,16 @@ from typing import Any
 
 from shared.settings import CommonSettings
 from shared.tracing import current_ids
+
+# The user-info part of any URL (``scheme://user:password@host``): webhook URLs, database and
+# broker URLs and whatever a library logs about its requests may carry credentials.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)[^\s/?#@\"']+@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the credentials of every URL in it replaced by ``***``."""
+    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+
 
 _context: ContextVar[dict[str, str]] = ContextVar("tandem_log_context", default={})  # noqa: B039
 
@@ -60,16 +71,16 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return redact(json.dumps(line, default=str))
 
 
 class ContextTextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         base = super().format(record)
         context = {**_context.get(), **current_ids()}
-        if not context:
-            return base
-        return base + " " + " ".join(f"{k}={v}" for k, v in sorted(context.items()))
+        if context:
+            base += " " + " ".join(f"{k}={v}" for k, v in sorted(context.items()))
+        return redact(base)
 
 
 def configure_logging(service: str, settings: CommonSettings) -> None:

@@ -63,19 +63,24 @@ class CommonSettings(BaseSettings):
 
 
 class WorkerSettings(CommonSettings):
-    """Celery reliability knobs (DESIGN.md §2), shared by every worker service."""
+    """Celery reliability knobs, shared by every worker service.
+
+    How they fit together: docs/architecture.md, 'Reliability settings'.
+    """
 
     visibility_timeout_s: int = Field(
-        3600, description="Redis broker visibility timeout; unacked tasks are redelivered after it."
+        660, description="Redis broker visibility timeout; unacked tasks are redelivered after it."
     )
     task_soft_time_limit_s: int = Field(
-        600, description="Soft time limit of one task (raises inside the task)."
+        540, description="Soft time limit of one task (raises inside the task)."
     )
-    task_time_limit_s: int = Field(900, description="Hard time limit of one task (kills it).")
+    task_time_limit_s: int = Field(600, description="Hard time limit of one task (kills it).")
     task_max_retries: int = Field(5, description="Retries of a task on transient engine errors.")
     task_retry_backoff_max_s: int = Field(60, description="Cap of the exponential retry backoff.")
     task_expires_s: int = Field(
-        3600, description="Messages not started within this many seconds are discarded."
+        1200,
+        description="Messages not started within this many seconds are discarded (keep it "
+        "above the visibility timeout plus every retry's backoff).",
     )
     worker_concurrency: int = Field(2, description="Worker processes per service worker.")
     metrics_port: int = Field(0, description="Port of the worker's Prometheus endpoint (0: off).")
@@ -87,6 +92,13 @@ class WorkerSettings(CommonSettings):
         if not self.task_soft_time_limit_s < self.task_time_limit_s < self.visibility_timeout_s:
             raise ValueError(
                 "need task_soft_time_limit_s < task_time_limit_s < visibility_timeout_s"
+            )
+        # A redelivered or retried message must not expire before it can run again.
+        retries = self.task_max_retries * self.task_retry_backoff_max_s
+        if self.task_expires_s <= self.visibility_timeout_s + retries:
+            raise ValueError(
+                "need task_expires_s > visibility_timeout_s + task_max_retries * "
+                "task_retry_backoff_max_s"
             )
         return self
 

@@ -14,6 +14,7 @@ class Queue(StrEnum):
     SCORER = "scorer"
     EXECUTOR = "executor"
     ACCOUNTING = "accounting"
+    WEBHOOKS = "webhooks"
 
 
 class TaskName(StrEnum):
@@ -28,10 +29,19 @@ class TaskName(StrEnum):
     ACCOUNTING_HEALTH = "accounting.health"
     ACCOUNTING_SETTLE = "accounting.settle_job"
     ACCOUNTING_SWEEP = "accounting.sweep"
+    WEBHOOKS_HEALTH = "webhooks.health"
+    WEBHOOKS_DELIVER = "webhooks.deliver"
+    WEBHOOKS_RELAY = "webhooks.relay"
 
     @property
     def queue(self) -> Queue:
         return Queue(self.value.split(".", 1)[0])
+
+    @property
+    def replies(self) -> bool:
+        """Whether the sender waits for the task's result: only the health probes do; the
+        pipeline's tasks report through Postgres."""
+        return self.value.endswith(".health")
 
 
 HEALTH_TASKS: dict[Queue, TaskName] = {
@@ -39,4 +49,5 @@ HEALTH_TASKS: dict[Queue, TaskName] = {
     Queue.SCORER: TaskName.SCORER_HEALTH,
     Queue.EXECUTOR: TaskName.EXECUTOR_HEALTH,
     Queue.ACCOUNTING: TaskName.ACCOUNTING_HEALTH,
+    Queue.WEBHOOKS: TaskName.WEBHOOKS_HEALTH,
 }

@@ -6,11 +6,17 @@ even when nothing is exported; they leave the process only when ``TANDEM_OTLP_EN
 inside the Celery messages: the official Celery instrumentation writes the W3C ``traceparent``
 into each message's headers when it is sent and continues the trace when a worker runs it, so
 the tasks a step publishes are children of that step.
+
+The API makes its request spans only while spans are exported (:func:`exporting`): with nothing
+to export, a server span per request costs more than the request's own work. A job submitted
+then still gets a trace of its own (:func:`job_trace`), stored on its row and carried to the
+workers in its first message, so the workers' spans and log lines share it as before.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 
 from opentelemetry import trace
@@ -60,6 +66,26 @@ def configure_tracing(service: str, settings: CommonSettings) -> None:
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(tracer_provider=provider)
         _configured_pid = os.getpid()
+
+
+def exporting(settings: CommonSettings) -> bool:
+    """Whether this process's spans leave it (an OTLP endpoint is configured)."""
+    return bool(settings.otlp_endpoint)
+
+
+def job_trace(settings: CommonSettings) -> tuple[str, str]:
+    """The trace id (hex) of a job being submitted and the W3C ``traceparent`` its first
+    message carries: the current span's, else a new trace sampled as the configured ratio
+    would sample it."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        trace_id, span_id, flags = context.trace_id, context.span_id, int(context.trace_flags)
+    else:
+        trace_id, span_id = random.getrandbits(128) or 1, random.getrandbits(64) or 1
+        bound = TraceIdRatioBased.get_bound_for_rate(settings.otlp_sample_ratio)
+        flags = int(trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < bound)
+    hex_id = format_trace_id(trace_id)
+    return hex_id, f"00-{hex_id}-{format_span_id(span_id)}-{flags:02x}"
 
 
 def current_ids() -> dict[str, str]:

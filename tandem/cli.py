@@ -16,9 +16,11 @@ from tandem.commands import (
     db,
     engine,
     health,
+    jobs,
     keys,
     lab,
     ledger,
+    prices,
     stack,
     tenants,
     workers,
@@ -39,7 +41,9 @@ app.add_typer(config.app, name="config")
 app.add_typer(workers.api_app, name="api")
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(keys.app, name="keys")
+app.add_typer(jobs.app, name="jobs")
 app.add_typer(ledger.app, name="ledger")
+app.add_typer(prices.app, name="prices")
 app.add_typer(audit.app, name="audit")
 app.command("worker")(workers.worker)
 app.command("beat")(workers.beat)

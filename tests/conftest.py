@@ -52,6 +52,8 @@ os.environ.update(
         "TANDEM_DATABASE_URL": DATABASE_URL,
         "TANDEM_REDIS_URL": REDIS_URL,
         "TANDEM_LOG_JSON": "false",
+        # No shadow runs unless a test asks for them: they would add jobs at random.
+        "TANDEM_SHADOW_FRACTION": "0",
     }
 )
 

@@ -208,12 +208,20 @@ SPEND = dashboard(
             {"{{domain}} ({{method}})": "tandem_savings_cost_share"},
             unit="percentunit",
             description="From the savings report (GET /v1/reports/savings): the method says "
-            "whether the counterfactual is measured shadow runs or the evaluation table.",
+            "whether the counterfactual is measured by shadow runs, llm_only jobs or the "
+            "offline table.",
         ),
         panel(
             "Jobs behind the savings figure",
             {"{{domain}} ({{method}})": "tandem_savings_sample_size"},
             description="Sample size of the counterfactual estimate.",
+        ),
+        panel(
+            "Tandem jobs measured by a shadow run (this month)",
+            {"{{domain}}": "tandem_savings_shadow_share"},
+            unit="percentunit",
+            description="Share of succeeded tandem jobs answered again by the coordinator "
+            "alone on the operator's account (TANDEM_SHADOW_FRACTION).",
         ),
     ],
 )

@@ -11,17 +11,26 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from services.accounting import shadow
+from services.accounting.settings import get_accounting_settings
 from shared.budgets import settle
 from shared.db.models import JobStatus
 from shared.db.session import unit_of_work
+from shared.errors import NotFoundError
 from shared.jobs import repository as repo
-from shared.jobs.flow import NextTask, settle_task
-from shared.jobs.service import fail_job, locked
+from shared.jobs.flow import NextTask, first_task, next_task, settle_task
+from shared.jobs.service import locked, mark_failed
 from shared.jobs.states import add_event, transition
-from shared.webhooks import deliver_webhook
+from shared.logging import bind
+from shared.money import plain
+from shared.rollups.repository import add_settled_job
+from shared.rollups.service import roll_up_ended_jobs
+from shared.tasks import Queue
+from shared.webhooks import deliver_task, outbox_task
 
 log = logging.getLogger(__name__)
 
@@ -29,66 +38,118 @@ SETTLEABLE = frozenset({JobStatus.SETTLING, JobStatus.FAILED, JobStatus.CANCELLE
 
 
 def settle_job(job_id: uuid.UUID | str) -> list[NextTask]:
-    """Settle once; the job's webhook goes out after the commit of the settlement that made it
-    final (a redelivered settle task sends nothing again)."""
+    """Settle once; the job's webhook is written to the outbox in the settlement's transaction
+    and its delivery task published after the commit (a redelivered settle adds nothing). A
+    succeeded tandem job in the measured share gets its shadow run here too
+    (:mod:`services.accounting.shadow`)."""
     fresh = False
+    following: list[NextTask] = []
     with unit_of_work() as session:
-        job = locked(session, job_id)
+        state = repo.lock_state(session, uuid.UUID(str(job_id)), with_spent=True)
+        if state is None:
+            raise NotFoundError(f"job {job_id} not found", field="job_id")
+        job, spent = state
+        bind(tenant_id=job.tenant_id)
         status = JobStatus(job.status)
         if status not in SETTLEABLE:
             return []
-        spent = repo.spent(session, job.id)
         if job.budget_id is not None:
-            settlement = settle(session, job.id, spent)
+            settlement = settle(session, job.id, spent, locked=job)
             fresh = not settlement.already_settled
             charged, released = settlement.charged, settlement.released
+            # Budget alerts this charge crossed: their webhooks are in the outbox already.
+            following.extend(deliver_task(delivery) for delivery in settlement.deliveries)
         else:  # a job admitted without a budget (internal runs): record the cost only
             fresh = status is JobStatus.SETTLING
             job.cost = spent
             charged, released = spent, job.reserved_amount
         if fresh:
-            for call in repo.calls(session, job.id):
-                repo.add_usage(session, job, call)
-            repo.add_scores(session, job)
-            add_event(session, job, "settled", charged=str(charged), released=str(released))
+            add_event(session, job, "settled", charged=plain(charged), released=plain(released))
         if status is JobStatus.SETTLING:
             transition(session, job, JobStatus.SUCCEEDED)
-            job.finished_at = datetime.now(UTC)
-        has_webhook = bool(job.webhook_url)
-    if fresh and has_webhook:
-        deliver_webhook(job_id)
-    return []
+        if fresh:  # after the final status: the roll-ups count the job as it ended
+            add_settled_job(session, job)
+        if fresh:
+            following.extend(outbox_task(session, job))
+        if fresh and shadow.wanted(job, get_accounting_settings()):
+            spawned = shadow.spawn(session, job, get_accounting_settings())
+            if spawned is not None:
+                following.append(first_task(spawned))
+    return following
 
 
 @dataclass(frozen=True)
 class SweepResult:
     failed: list[str]
     resettled: list[str]
+    reannounced: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # behind a backlog, or retrying
 
 
-def sweep(stuck_after_s: int) -> tuple[SweepResult, list[NextTask]]:
-    """Fail jobs nobody has moved for ``stuck_after_s`` and (re)settle what is unsettled."""
-    before = datetime.now(UTC) - timedelta(seconds=stuck_after_s)
+REANNOUNCE_LIMIT = 2  # a job's step is sent again this often before the job is given up
+
+
+def sweep(
+    stuck_after_s: int, backlog: Callable[[Queue], int] = lambda _: 0
+) -> tuple[SweepResult, list[NextTask]]:
+    """Look at live jobs nobody has moved for ``stuck_after_s`` and (re)settle what is
+    unsettled.
+
+    A job untouched that long is, in this order: retrying (a transient failure was recorded
+    within the horizon: left alone); queued behind a backlog (its step's queue holds messages
+    (``backlog``): left alone for one more horizon); or lost (its message expired, or its
+    successor was never published during a broker outage): its step is announced again, up
+    to :data:`REANNOUNCE_LIMIT` times, then the job fails, keeping the cause of its last retry.
+    """
+    now = datetime.now(UTC)
+    before = now - timedelta(seconds=stuck_after_s)
     with unit_of_work() as session:
         stale = repo.stale_jobs(session, before)
         unsettled = repo.unsettled_finished_jobs(session)
     following: list[NextTask] = []
-    failed: list[str] = []
-    resettled: list[str] = []
+    result = SweepResult([], [])
     for job_id in stale:
         with unit_of_work() as session:
-            status = JobStatus(locked(session, job_id).status)
-        if status is JobStatus.SETTLING:
-            following.append(settle_task(job_id))
-            resettled.append(str(job_id))
-            continue
-        tasks = fail_job(job_id, "stuck", f"no progress for {stuck_after_s} s in {status.value}")
-        if tasks:
-            failed.append(str(job_id))
-            following.extend(tasks)
+            job = locked(session, job_id)
+            status = JobStatus(job.status)
+            waits_for = next_task(job)
+            if status is JobStatus.SETTLING or waits_for is None:
+                if waits_for is not None:
+                    following.append(waits_for)
+                    result.resettled.append(str(job_id))
+                continue
+            retry = repo.last_retry(session, job.id)
+            if retry is not None and retry.created_at >= before:
+                result.waiting.append(str(job_id))
+                continue
+            recent = job.updated_at >= before - timedelta(seconds=stuck_after_s)
+            if recent and backlog(waits_for.name.queue) > 0:
+                result.waiting.append(str(job_id))
+                continue
+            announced = repo.count_events(session, job.id, repo.REANNOUNCED)
+            if announced < REANNOUNCE_LIMIT:
+                add_event(session, job, repo.REANNOUNCED, task=waits_for.name.value)
+                job.updated_at = now  # one more horizon to make progress
+                following.append(waits_for)
+                result.reannounced.append(str(job_id))
+                continue
+            code, cause = "stuck", f"no progress for {stuck_after_s} s in {status.value}"
+            if retry is not None:  # what it last failed on is why it is stuck
+                code = str(retry.data.get("code") or code)
+                cause += f" after retries; last error: {retry.data.get('error')}"
+            mark_failed(session, job, code, cause)
+        result.failed.append(str(job_id))
+        following.append(settle_task(job_id))
     for job_id in unsettled:
         following.append(settle_task(job_id))
-        resettled.append(str(job_id))
-    if failed or resettled:
-        log.warning("sweeper failed %d stuck jobs, resettled %d", len(failed), len(resettled))
-    return SweepResult(failed, resettled), following
+        result.resettled.append(str(job_id))
+    roll_up_ended_jobs(before)  # jobs no settlement added: into the reports' roll-ups
+    if result.failed or result.resettled or result.reannounced:
+        log.warning(
+            "sweeper: %d jobs failed, %d resettled, %d steps announced again, %d waiting",
+            len(result.failed),
+            len(result.resettled),
+            len(result.reannounced),
+            len(result.waiting),
+        )
+    return result, following

@@ -13,7 +13,7 @@ from services.accounting.settings import get_accounting_settings
 from shared.celery_base import health_payload
 from shared.jobs.flow import publish
 from shared.jobs.runner import run_step
-from shared.tasks import TaskName
+from shared.tasks import Queue, TaskName
 
 
 @app.task(name=TaskName.ACCOUNTING_HEALTH.value, shared=False)
@@ -26,8 +26,19 @@ def settle_job(self: Task, job_id: str) -> dict[str, Any]:
     return run_step(self, app, job_id, lambda: service.settle_job(job_id))
 
 
+def queue_depth(queue: Queue) -> int:
+    """Messages waiting in ``queue`` on the broker (the Redis list of that name)."""
+    with app.connection_for_read() as connection:
+        return int(connection.default_channel.client.llen(queue.value))
+
+
 @app.task(name=TaskName.ACCOUNTING_SWEEP.value, shared=False)
 def sweep() -> dict[str, Any]:
-    result, following = service.sweep(get_accounting_settings().stuck_after_s)
+    result, following = service.sweep(get_accounting_settings().stuck_after_s, queue_depth)
     publish(app, following)
-    return {"failed": result.failed, "resettled": result.resettled}
+    return {
+        "failed": result.failed,
+        "resettled": result.resettled,
+        "reannounced": result.reannounced,
+        "waiting": result.waiting,
+    }

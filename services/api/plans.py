@@ -11,10 +11,16 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from itertools import pairwise
 
+from services.api.db import unit_of_work
+from services.api.jobs.errors import LevelsNotCalibrated
 from services.api.settings import ApiSettings
+from shared.classifier import repository as classifiers
+from shared.classifier.rules import calibrated_for
+from shared.classifier.schedules import Calibrated, ScheduleCache, calibrated_of
 from shared.costs import Plan, Profiles, worst_case_cost
-from shared.db.models import Domain, Policy, Role
+from shared.db.models import Domain, Policy
 from shared.errors import ValidationFailed
+from shared.prices import configured_profiles
 from shared.prompts import family_of, prompt_version_of, template_overhead_tokens
 
 
@@ -25,13 +31,9 @@ class Template:
 
 
 def load_profiles() -> Profiles:
-    """The coordinator and executor models as the engines are configured (no model client)."""
-    from shared.engines.config import engine_config
-
-    return Profiles(
-        coordinator=engine_config(Role.COORDINATOR).profile,
-        executor=engine_config(Role.EXECUTOR).profile,
-    )
+    """Each role's model as its engine is configured (no model client), at the environment's
+    prices: the price table's seed. The app charges the table's (:mod:`services.api.pricecache`)."""
+    return configured_profiles()
 
 
 def template_for(domain: Domain, profiles: Profiles) -> Template:
@@ -41,9 +43,37 @@ def template_for(domain: Domain, profiles: Profiles) -> Template:
     return Template(version, template_overhead_tokens(domain))
 
 
-def schedule(settings: ApiSettings, domain: Domain, requested: list[int] | None) -> tuple[int, ...]:
-    """The job's levels: its own, else its domain's, else the default schedule."""
+_schedule_caches: dict[tuple[str, float], ScheduleCache] = {}
+
+
+def schedule_cache(settings: ApiSettings) -> ScheduleCache:
+    """This process's copy of the active classifier's schedule, one per database (re-read every
+    ``classifier_refresh_s``, off the admission statement)."""
+    key = (settings.database_url, settings.classifier_refresh_s)
+    cache = _schedule_caches.get(key)
+    if cache is None:
+
+        def read() -> Calibrated | None:
+            with unit_of_work(settings) as session:
+                return calibrated_of(classifiers.active_schedule(session))
+
+        cache = _schedule_caches[key] = ScheduleCache(read, settings.classifier_refresh_s)
+    return cache
+
+
+def schedule(
+    settings: ApiSettings,
+    domain: Domain,
+    requested: list[int] | None,
+    calibrated: Calibrated | None = None,
+    policy: Policy = Policy.TANDEM,
+) -> tuple[int, ...]:
+    """The job's levels: its own, else the active classifier's schedule, else its domain's,
+    else the default schedule. A tandem job's own levels must be ones the active classifier
+    was calibrated on (``calibrated``: None while the active version names no schedule)."""
     if requested is None:
+        if calibrated is not None:
+            return calibrated.levels
         return tuple(settings.domain_levels.get(domain.value, settings.levels))
     if not requested or requested[0] != 0:
         raise ValidationFailed("levels must start with 0 (the executor alone)", field="levels")
@@ -53,6 +83,12 @@ def schedule(settings: ApiSettings, domain: Domain, requested: list[int] | None)
         raise ValidationFailed(
             f"levels may not exceed {settings.max_insight_tokens} insight tokens", field="levels"
         )
+    if (
+        policy is Policy.TANDEM
+        and calibrated is not None
+        and not calibrated_for(calibrated.levels, requested)
+    ):
+        raise LevelsNotCalibrated(requested, calibrated.version, calibrated.levels)
     return tuple(requested)
 
 
@@ -64,8 +100,9 @@ def requested_plan(
     max_levels: int | None,
     max_answer_tokens: int | None,
     levels_requested: list[int] | None = None,
+    calibrated: Calibrated | None = None,
 ) -> Plan:
-    levels = schedule(settings, domain, levels_requested)
+    levels = schedule(settings, domain, levels_requested, calibrated, policy)
     top = len(levels) - 1
     if policy is Policy.FIXED_LEVEL:
         if level is None:

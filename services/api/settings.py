@@ -21,7 +21,7 @@ class ApiSettings(WorkerSettings):
         1_048_576, description="Largest request body the API reads (larger: 413)."
     )
     max_metadata_bytes: int = Field(
-        8_192, description="Largest JSON-encoded job metadata accepted."
+        8_192, description="Largest JSON-encoded job metadata accepted (nested at most 32 deep)."
     )
     # The shipped default classifier's own schedule: its thresholds are per level (a test keeps
     # the two equal).
@@ -32,6 +32,13 @@ class ApiSettings(WorkerSettings):
     domain_levels: dict[str, list[int]] = Field(
         {},
         description='Per-domain level schedules overriding `levels`, as JSON: {"code": [0, 200]}.',
+    )
+    classifier_refresh_s: float = Field(
+        5.0,
+        ge=0,
+        description="How long a scorer or API process keeps the active classifier version "
+        "(the API: its level schedule) before asking Postgres again: an activation takes effect "
+        "within this time (0: on every use).",
     )
     max_insight_tokens: int = Field(
         4096, description="Largest cumulative insight budget a job's own `levels` may ask for."
@@ -60,6 +67,38 @@ class ApiSettings(WorkerSettings):
     readiness_cache_s: float = Field(
         5.0, description="How long /readyz reuses its last queue-consumer check."
     )
+    auth_cache_s: float = Field(
+        5.0,
+        description="How often each API process re-checks the keys it has cached, all in one "
+        "statement (a key revoked or a tenant changed elsewhere takes effect within this "
+        "time); 0 looks every key up on every request.",
+    )
+    price_refresh_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often each API process re-reads the price table (a price added "
+        "elsewhere is charged to new jobs within this time).",
+    )
+    key_touch_interval_s: int = Field(
+        60, description="A key's last_used_at is written at most this often."
+    )
+    default_rate_limit_rpm: int = Field(
+        3000, description="Requests per minute of a tenant without a rate_limit_rpm of its own."
+    )
+    auth_failures_per_minute: int = Field(
+        30,
+        description="Failed authentications one client address may make per minute before its "
+        "requests are refused (429) without looking at the key.",
+    )
+    dependency_timeout_s: float = Field(
+        1.0,
+        description="Connect and command timeout towards Postgres and Redis: a dependency that "
+        "is down answers 503 within about this time.",
+    )
+    redis_pool_size: int = Field(
+        32,
+        description="Redis connections per API process; more concurrent requests wait for one.",
+    )
     default_page_size: int = Field(20, description="Jobs per page of GET /v1/jobs by default.")
     max_page_size: int = Field(100, description="Most jobs per page of GET /v1/jobs.")
     report_max_rows: int = Field(
@@ -71,13 +110,14 @@ class ApiSettings(WorkerSettings):
         None,
         description="JSON evaluation table of coordinator-alone cost per job, per domain "
         '({"source": ..., "domains": {"math": {"mean_cost": "0.0012", "sample_size": 500}}}); '
-        "the savings report's `evaluation` estimate.",
+        "the savings report's `offline_table` estimate.",
     )
     savings_min_shadow_jobs: int = Field(
         30,
-        description="Succeeded llm_only jobs a domain needs in the report's scope and range "
-        "before the savings report prefers their measured cost (`shadow`) to the evaluation "
-        "table.",
+        description="Coordinator-alone runs a domain needs in the report's scope and range "
+        "before the savings report measures with them: shadow runs paired with the tenants' "
+        "jobs (`shadow`, see TANDEM_SHADOW_FRACTION) first, else succeeded llm_only jobs the "
+        "tenants submitted (`llm_only_jobs`); else the offline table.",
     )
 
 

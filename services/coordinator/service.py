@@ -1,23 +1,27 @@
-"""Coordinator: extend the LLM's insights from level t-1 to level t (DESIGN.md §1).
+"""Coordinator: extend the LLM's insights from level t-1 to level t.
 
 The model continues the insights written so far (the prompt ends with them), for at most
 ``levels[t] - levels[t-1]`` new tokens. It has finished its insights by itself when it stops
 on the end-of-insights marker or its end-of-sequence token rather than on the token budget.
+The algorithm: docs/architecture.md, 'The method'.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
 
-from shared.db.models import Job, JobStatus, Policy, Role
-from shared.db.session import unit_of_work
-from shared.engines.base import EngineClient
+from sqlalchemy.orm import Session
+
+from shared.db.models import Job, JobStatus, Role, TerminationReason
+from shared.engines.base import EngineClient, Generation
+from shared.engines.config import EngineConfig
 from shared.insights import Extension, extend_insights
-from shared.jobs import repository as repo
-from shared.jobs.flow import NextTask
-from shared.jobs.runner import call_engine
-from shared.jobs.service import cancel_if_requested, is_over, locked, record_call
+from shared.jobs.flow import NextTask, after_extension
+from shared.jobs.service import enter_execution
 from shared.jobs.states import add_event, transition
+from shared.jobs.steps import Step, run
 from shared.tasks import TaskName
 
 
@@ -25,65 +29,54 @@ def step_name(level: int) -> str:
     return f"insights:{level}"
 
 
-def next_after(job: Job, level: int) -> list[NextTask]:
-    """What follows a recorded extension to ``level``."""
-    job_id = str(job.id)
-    if Policy(job.policy) is Policy.FIXED_LEVEL:
-        target = job.fixed_level or 0
-        if level < target and not job.insights_finished:
-            return [NextTask(TaskName.COORDINATOR_EXTEND, {"job_id": job_id, "level": level + 1})]
-        return [NextTask(TaskName.EXECUTOR_EXECUTE, {"job_id": job_id})]
-    return [NextTask(TaskName.SCORER_SCORE, {"job_id": job_id, "level": level})]
+class Extend(Step[Extension]):
+    """Extend the insights from level t-1 to level t (the message's ``level``)."""
 
+    task = TaskName.COORDINATOR_EXTEND
+    status = JobStatus.COORDINATING
 
-def _waiting_for_next(job: Job, level: int) -> bool:
-    """The step is recorded and nothing after it has started: re-announce its successor."""
-    return job.current_level == level and job.status == JobStatus.COORDINATING.value
+    @property
+    def key(self) -> str:
+        return step_name(self.level or 0)
 
+    @property
+    def target(self) -> int:
+        assert self.level is not None
+        return self.level
 
-def extend(job_id: uuid.UUID | str, level: int) -> list[NextTask]:
-    step = step_name(level)
-    with unit_of_work() as session:
-        job = locked(session, job_id)
-        if repo.get_call(session, job.id, step) is not None:
-            return next_after(job, level) if _waiting_for_next(job, level) else []
-        if is_over(job):
-            return []
-        cancelled = cancel_if_requested(session, job, step)
-        if cancelled is not None:
-            return cancelled
-        if level < 1 or level >= len(job.levels) or job.current_level != level - 1:
-            return []  # a stale or foreign message: this job is not waiting for it
-        if not repo.has_status_event(session, job.id, JobStatus.COORDINATING, level):
-            transition(session, job, JobStatus.COORDINATING, level=level)
+    def done(self, job: Job) -> bool:
+        return job.current_level >= self.target
+
+    def role(self, job: Job) -> Role:
+        return Role.COORDINATOR
+
+    def call(self, job: Job) -> Callable[[EngineClient], Awaitable[Extension]]:
+        level = self.target
         budget = job.levels[level] - job.levels[level - 1]
         question, insights, domain = job.question, job.insights, job.domain
 
-    async def extend_job(client: EngineClient) -> Extension:
-        return await extend_insights(client, question, insights, domain, budget)
+        async def extend(client: EngineClient) -> Extension:
+            return await extend_insights(client, question, insights, domain, budget)
 
-    extension, config = call_engine(Role.COORDINATOR, extend_job)
-    generation, text, finished = extension.generation, extension.text, extension.finished
+        return extend
 
-    with unit_of_work() as session:
-        job = locked(session, job_id)
-        if is_over(job):
-            return []
-        if not record_call(
-            session,
-            job,
-            step=step,
-            role=Role.COORDINATOR,
-            profile=config.profile,
-            engine=config.kind.value,
-            level=level,
-            generation=generation,
-            output_text=generation.text,
-        ):
-            return []  # a duplicate delivery recorded it first and announced the next step
-        job.insights = job.insights + text
+    def generation(self, result: Extension) -> Generation:
+        return result.generation
+
+    def record(
+        self,
+        session: Session,
+        job: Job,
+        read: Job,
+        result: Extension,
+        config: EngineConfig,
+        spent: Decimal,
+    ) -> None:
+        generation, level = result.generation, self.target
+        # Appended in SQL: the lock does not read the insights written so far.
+        job.insights = Job.insights + result.text
         job.insight_tokens = job.insight_tokens + generation.generated_tokens
-        job.insights_finished = finished
+        job.insights_finished = result.finished
         job.current_level = level
         add_event(
             session,
@@ -92,8 +85,16 @@ def extend(job_id: uuid.UUID | str, level: int) -> list[NextTask]:
             level=level,
             new_tokens=generation.generated_tokens,
             insight_tokens=job.insight_tokens,
-            insight_chars=len(job.insights),
-            finished=finished,
+            insight_chars=len(read.insights) + len(result.text),
+            finished=result.finished,
             finish_reason=generation.finish_reason,
         )
-        return next_after(job, level)
+        following = after_extension(job, level)
+        if following is JobStatus.EXECUTING:  # fixed_level's last extension
+            enter_execution(session, job, level, job.insight_tokens, TerminationReason.POLICY)
+        else:
+            transition(session, job, following, level=level + int(following is self.status))
+
+
+def extend(job_id: uuid.UUID | str, level: int) -> list[NextTask]:
+    return run(Extend(job_id, level))

@@ -57,6 +57,7 @@ class Outcome:
     tokens: list[Token]
     prompt: list[PromptToken]
     seed: int | None
+    cached_tokens: int = 0  # prompt tokens served from the prefix cache, not computed
 
     @property
     def generated_tokens(self) -> int:
@@ -202,6 +203,7 @@ class Generator:
                 tokens=tokens,
                 prompt=session.prompt,
                 seed=session.seed,
+                cached_tokens=session.cached_tokens,
             )
         except InjectedDisconnect:
             metrics.count("tgi_request_failure", err="disconnect")

@@ -1,4 +1,4 @@
-"""TGI's request and response bodies (``../shared/reference/tgi-openapi.json``), and its checks.
+"""TGI's request and response bodies, and its checks (docs/architecture.md, 'Engines').
 
 Validation messages and status codes are TGI's own, so a client that parses TGI's errors gets
 the same error from the local server.
@@ -10,23 +10,28 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+INT64_MAX = 2**63 - 1  # TGI documents seeds as int64
+INT32_MAX = 2**31 - 1  # and token counts as int32
+
 
 class GenerateParameters(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # Strict, as TGI's deserializer is: `"details": 0` is not a boolean, `"seed": "1"` no integer.
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     best_of: int | None = None
     decoder_input_details: bool = False
     details: bool = True
     do_sample: bool = False
-    max_new_tokens: int | None = None
+    max_new_tokens: int | None = Field(None, le=INT32_MAX)
     repetition_penalty: float | None = None
     frequency_penalty: float | None = None
+    grammar: dict[str, Any] | None = None
     return_full_text: bool | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, le=INT64_MAX)
     stop: list[str] = Field(default_factory=list)
     temperature: float | None = None
-    top_k: int | None = None
-    top_n_tokens: int | None = None
+    top_k: int | None = Field(None, le=INT32_MAX)
+    top_n_tokens: int | None = Field(None, le=INT32_MAX)
     top_p: float | None = None
     truncate: int | None = None
     typical_p: float | None = None
@@ -34,7 +39,7 @@ class GenerateParameters(BaseModel):
 
 
 class GenerateRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     inputs: str
     parameters: GenerateParameters = Field(default_factory=GenerateParameters)
@@ -78,6 +83,11 @@ def check_parameters(p: GenerateParameters, max_stop_sequences: int) -> None:
         raise validation_error("`top_k` must be strictly positive")
     if p.max_new_tokens is not None and p.max_new_tokens <= 0:
         raise validation_error("`max_new_tokens` must be strictly positive")
+    if p.top_n_tokens:
+        # No backend returns alternatives, so TGI's bound (max_top_n_tokens) is 0 here.
+        raise validation_error(f"`top_n_tokens` must be >= 0 and <= 0. Given: {p.top_n_tokens}")
+    if p.grammar is not None:
+        raise validation_error("grammar is not supported by this server")
     if p.seed is not None and p.seed < 0:
         raise validation_error("`seed` must be positive")
     if len(p.stop) > max_stop_sequences:

@@ -57,6 +57,11 @@ class EngineServerSettings(BaseSettings):
         description="Prompt positions per chunk when computing prompt log-probs (0: sized so "
         "one chunk's logits stay under 64 MiB; matters for Gemma's 262k vocabulary).",
     )
+    prefix_cache_tokens: int = Field(
+        8192,
+        description="Prompt and generated tokens whose state (KV cache) the server keeps, over "
+        "all entries, so a prompt that extends earlier work continues from it (0: off).",
+    )
     sim_tokens_per_s: float = Field(
         400.0, description="Simulator decode speed, tokens per second (0: no delay)."
     )

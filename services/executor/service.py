@@ -8,17 +8,22 @@ written when level t* was scored); the baselines use everything written (fixed_l
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy.orm import Session
 
 from shared.answers import extract_answer
 from shared.db.models import Job, JobStatus, Policy, Role, TerminationReason
-from shared.db.session import unit_of_work
 from shared.engines.base import EngineClient, Generation
-from shared.jobs import repository as repo
-from shared.jobs.flow import NextTask, settle_task
-from shared.jobs.runner import call_engine
-from shared.jobs.service import cancel_if_requested, is_over, locked, record_call
+from shared.engines.config import EngineConfig
+from shared.jobs.flow import NextTask
+from shared.jobs.service import enter_execution
 from shared.jobs.states import add_event, transition
+from shared.jobs.steps import Step, run
 from shared.prompts import executor_prompt, family_of
+from shared.tasks import TaskName
 
 STEP = "answer"
 
@@ -31,68 +36,60 @@ def chosen_insights(job: Job) -> str:
     return job.insights
 
 
-def execute(job_id: uuid.UUID | str) -> list[NextTask]:
-    with unit_of_work() as session:
-        job = locked(session, job_id)
-        if repo.get_call(session, job.id, STEP) is not None:
-            return [settle_task(job.id)] if job.status == JobStatus.SETTLING.value else []
-        if is_over(job):
-            return []
-        cancelled = cancel_if_requested(session, job, STEP)
-        if cancelled is not None:
-            return cancelled
-        policy = Policy(job.policy)
-        if policy is Policy.TANDEM and job.truncation_level is None:
-            return []  # the scorer has not decided yet: not this job's next step
-        if job.truncation_level is None:
-            job.truncation_level = job.current_level
-            job.truncation_tokens = job.insight_tokens
-            job.termination_reason = TerminationReason.POLICY.value
-        if job.status != JobStatus.EXECUTING.value:
-            transition(
-                session,
-                job,
-                JobStatus.EXECUTING,
-                level=job.truncation_level,
-                reason=job.termination_reason,
-            )
+class Execute(Step[Generation]):
+    """The final reasoning and answer."""
+
+    task = TaskName.EXECUTOR_EXECUTE
+    status = JobStatus.EXECUTING
+    key = STEP
+
+    def done(self, job: Job) -> bool:
+        return job.status in (JobStatus.SETTLING.value, JobStatus.SUCCEEDED.value)
+
+    def role(self, job: Job) -> Role:
+        return Role.COORDINATOR if Policy(job.policy) is Policy.LLM_ONLY else Role.EXECUTOR
+
+    def call(self, job: Job) -> Callable[[EngineClient], Awaitable[Generation]]:
         question, domain, max_tokens = job.question, job.domain, job.max_answer_tokens
         insights = chosen_insights(job)
-        role = Role.COORDINATOR if policy is Policy.LLM_ONLY else Role.EXECUTOR
-        level = job.truncation_level
 
-    async def generate(client: EngineClient) -> Generation:
-        prompt = executor_prompt(question, insights, domain, family_of(client.profile.name))
-        return await client.generate(prompt, max_new_tokens=max_tokens)
+        async def generate(client: EngineClient) -> Generation:
+            prompt = executor_prompt(question, insights, domain, family_of(client.profile.name))
+            return await client.generate(prompt, max_new_tokens=max_tokens)
 
-    generation, config = call_engine(role, generate)
+        return generate
 
-    with unit_of_work() as session:
-        job = locked(session, job_id)
-        if is_over(job):
-            return []
-        if not record_call(
-            session,
-            job,
-            step=STEP,
-            role=role,
-            profile=config.profile,
-            engine=config.kind.value,
-            level=level,
-            generation=generation,
-            output_text=generation.text,
-        ):
-            return []
-        job.reasoning = generation.text
-        job.answer = extract_answer(generation.text, domain)
+    def generation(self, result: Generation) -> Generation:
+        return result
+
+    def enter(self, session: Session, job: Job, started: datetime) -> None:
+        # A baseline goes from queued straight here: its insights are all it has (none).
+        if job.status != self.status.value:
+            reason = TerminationReason.POLICY
+            enter_execution(session, job, job.current_level, job.insight_tokens, reason, started)
+
+    def record(
+        self,
+        session: Session,
+        job: Job,
+        read: Job,
+        result: Generation,
+        config: EngineConfig,
+        spent: Decimal,
+    ) -> None:
+        job.reasoning = result.text
+        job.answer = extract_answer(result.text, job.domain)
         add_event(
             session,
             job,
             "answer",
-            level=level,
+            level=job.truncation_level,
             answer=job.answer,
-            generated_tokens=generation.generated_tokens,
-            finish_reason=generation.finish_reason,
+            generated_tokens=result.generated_tokens,
+            finish_reason=result.finish_reason,
         )
         transition(session, job, JobStatus.SETTLING)
-        return [settle_task(job.id)]
+
+
+def execute(job_id: uuid.UUID | str) -> list[NextTask]:
+    return run(Execute(job_id))

@@ -2,31 +2,36 @@
 
 One forward pass of the executor model over exactly the prompt the executor would answer
 (question + insights so far) gives the log-probs; :func:`shared.features.features` turns them
-into the vector the classifier was trained on. Every score, threshold and decision goes into
+into the vector the classifier was trained on. The active version's own stop rule decides
+(:func:`shared.classifier.rules.decide_with`: the paper's thresholds or the cost-aware
+lookahead). Every score, threshold and decision goes into
 ``jobs.scores`` and the event table; the scoring pass is a recorded, charged model call.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
-from services.scorer.decision import Decision, decide
+from sqlalchemy.orm import Session
+
 from services.scorer.settings import get_scorer_settings
 from shared.classifier import ClassifierRuntime
-from shared.classifier.runtime import resolve_path
-from shared.costs import call_cost, prompt_token_bound
+from shared.classifier.decision import Decision
+from shared.classifier.rules import ThresholdRule, decide_with
+from shared.classifier.runtime import LoadedClassifier, resolve_path
+from shared.costs import Plan, worst_case_cost
 from shared.db.models import Job, JobStatus, Policy, Role
-from shared.db.session import unit_of_work
-from shared.engines.base import EngineClient, Generation, ModelProfile
-from shared.engines.config import engine_config
+from shared.engines.base import EngineClient, Generation
+from shared.engines.config import EngineConfig
 from shared.features import features
-from shared.jobs import repository as repo
 from shared.jobs.flow import NextTask
-from shared.jobs.runner import call_engine
-from shared.jobs.service import cancel_if_requested, is_over, locked, record_call
+from shared.jobs.service import enter_execution
 from shared.jobs.states import add_event, transition
+from shared.jobs.steps import Step, run
+from shared.prices import configured_profiles, job_profiles
 from shared.prompts import executor_prompt, family_of, template_overhead_tokens
 from shared.tasks import TaskName
 
@@ -37,7 +42,10 @@ def runtime() -> ClassifierRuntime:
     """The process's classifier cache (ONNX sessions are built once per version)."""
     global _runtime
     if _runtime is None:
-        _runtime = ClassifierRuntime(resolve_path(get_scorer_settings().classifier_default_path))
+        settings = get_scorer_settings()
+        _runtime = ClassifierRuntime(
+            resolve_path(settings.classifier_default_path), settings.classifier_refresh_s
+        )
     return _runtime
 
 
@@ -45,96 +53,99 @@ def step_name(level: int) -> str:
     return f"score:{level}"
 
 
-def next_after(job: Job, level: int) -> list[NextTask]:
-    entry = next((s for s in job.scores if s["level"] == level), None)
-    if entry is None:
-        return []
-    if entry["decision"] == "stop":
-        return [NextTask(TaskName.EXECUTOR_EXECUTE, {"job_id": str(job.id)})]
-    return [NextTask(TaskName.COORDINATOR_EXTEND, {"job_id": str(job.id), "level": level + 1})]
-
-
-def next_level_affordable(
-    job: Job, level: int, spent: Decimal, coordinator: ModelProfile, executor: ModelProfile
-) -> bool:
-    """Whether going to level+1 and answering there still fits the job's reservation."""
+def next_level_affordable(job: Job, question: str, level: int, spent: Decimal) -> bool:
+    """Whether going to level+1 and answering there still fits the job's reservation: the
+    admission's worst case (:func:`shared.costs.worst_case_cost`) of what is left."""
     if job.budget_id is None or level + 1 >= len(job.levels):
         return True
-    bound = prompt_token_bound(job.question, template_overhead_tokens(job.domain))
-    here, there = job.levels[level], job.levels[level + 1]
-    worst = (
-        call_cost(coordinator, bound + here, there - here).cost
-        + call_cost(executor, bound + there, 1).cost
-        + call_cost(executor, bound + there, job.max_answer_tokens).cost
+    plan = Plan(Policy.TANDEM, tuple(job.levels[: level + 2]), job.max_answer_tokens)
+    # At the prices the job was admitted under, as its reservation was.
+    profiles = job_profiles(configured_profiles(), job.prices)
+    worst = worst_case_cost(
+        plan, profiles, question, template_overhead_tokens(job.domain), scored_level=level
     )
     return spent + worst <= job.reserved_amount
 
 
-def score(job_id: uuid.UUID | str, level: int) -> list[NextTask]:
-    step = step_name(level)
-    with unit_of_work() as session:
-        job = locked(session, job_id)
-        if repo.get_call(session, job.id, step) is not None:
-            waiting = job.status == JobStatus.SCORING.value and job.current_level == level
-            return next_after(job, level) if waiting else []
-        if is_over(job):
-            return []
-        cancelled = cancel_if_requested(session, job, step)
-        if cancelled is not None:
-            return cancelled
-        if Policy(job.policy) is not Policy.TANDEM or job.current_level != level:
-            return []  # not what this job is waiting for
-        if not repo.has_status_event(session, job.id, JobStatus.SCORING, level):
-            transition(session, job, JobStatus.SCORING, level=level)
+class Score(Step[Generation]):
+    """Score level t: the executor's prompt log-probs, features, the classifier, a decision."""
+
+    task = TaskName.SCORER_SCORE
+    status = JobStatus.SCORING
+    needs_spent = True
+
+    def __init__(self, job_id: uuid.UUID | str, level: int) -> None:
+        super().__init__(job_id, level)
+        self.classifier: LoadedClassifier | None = None
+
+    @property
+    def key(self) -> str:
+        return step_name(self.target)
+
+    @property
+    def target(self) -> int:
+        assert self.level is not None
+        return self.level
+
+    def done(self, job: Job) -> bool:
+        return any(entry["level"] == self.target for entry in job.scores)
+
+    def role(self, job: Job) -> Role:
+        return Role.SCORER
+
+    def prepare(self, session: Session, job: Job) -> None:
+        # The active version is asked of Postgres at most every classifier_refresh_s.
+        self.classifier = runtime().current(session)
+
+    def call(self, job: Job) -> Callable[[EngineClient], Awaitable[Generation]]:
         question, insights, domain = job.question, job.insights, job.domain
-        insight_tokens = job.insight_tokens
 
-    async def logprobs(client: EngineClient) -> Generation:
-        prompt = executor_prompt(question, insights, domain, family_of(client.profile.name))
-        return await client.prompt_logprobs(prompt)
+        async def logprobs(client: EngineClient) -> Generation:
+            prompt = executor_prompt(question, insights, domain, family_of(client.profile.name))
+            return await client.prompt_logprobs(prompt)
 
-    generation, config = call_engine(Role.SCORER, logprobs)
-    vector = features([t.logprob for t in generation.prompt_logprobs], level, insight_tokens)
+        return logprobs
 
-    with unit_of_work() as session:
-        job = locked(session, job_id)
-        if is_over(job):
-            return []
-        classifier = runtime().current(session)
+    def generation(self, result: Generation) -> Generation:
+        return result
+
+    def output_text(self, result: Generation) -> str | None:
+        return None
+
+    def record(
+        self,
+        session: Session,
+        job: Job,
+        read: Job,
+        result: Generation,
+        config: EngineConfig,
+        spent: Decimal,
+    ) -> None:
+        assert self.classifier is not None
+        level, classifier = self.target, self.classifier
+        vector = features([t.logprob for t in result.prompt_logprobs], level, job.insight_tokens)
         value = classifier.score(vector)
-        threshold = classifier.threshold(level)
-        if not record_call(
-            session,
-            job,
-            step=step,
-            role=Role.SCORER,
-            profile=config.profile,
-            engine=config.kind.value,
-            level=level,
-            generation=generation,
-            output_text=None,
-        ):
-            return []
+        rule = classifier.rule_for(job.levels)
         previous = [float(s["score"]) for s in job.scores if s["level"] < level]
-        decision = decide(
+        # The version's own rule, by the function the offline replay runs.
+        decision = decide_with(
+            rule,
             [*previous, value],
-            threshold,
-            last_level=len(job.levels) - 1,
+            vector,
+            job.levels,
             insights_finished=job.insights_finished,
-            next_affordable=next_level_affordable(
-                job,
-                level,
-                repo.spent(session, job.id),
-                engine_config(Role.COORDINATOR).profile,
-                config.profile,
-            ),
+            next_affordable=next_level_affordable(job, read.question, level, spent),
         )
         entry: dict[str, Any] = {
             "level": level,
             "score": value,
-            "threshold": threshold,
+            # The lookahead rule has no threshold: its own predictions decide.
+            "threshold": rule.threshold(job.levels[level])
+            if isinstance(rule, ThresholdRule)
+            else None,
+            "rule": rule.kind,
             "insight_tokens": job.insight_tokens,
-            "insight_chars": len(job.insights),
+            "insight_chars": len(read.insights),
             "classifier_version": classifier.version,
             "decision": "stop" if decision.stop else "continue",
         }
@@ -146,21 +157,26 @@ def score(job_id: uuid.UUID | str, level: int) -> list[NextTask]:
         )
         if decision.stop:
             _apply_stop(session, job, decision)
-        return next_after(job, level)
+        else:
+            transition(session, job, JobStatus.COORDINATING, level=level + 1)
 
 
-def _apply_stop(session: Any, job: Job, decision: Decision) -> None:
+def score(job_id: uuid.UUID | str, level: int) -> list[NextTask]:
+    return run(Score(job_id, level))
+
+
+def _apply_stop(session: Session, job: Job, decision: Decision) -> None:
     assert decision.chosen_level is not None and decision.reason is not None
     chosen = next(s for s in job.scores if s["level"] == decision.chosen_level)
-    job.truncation_level = decision.chosen_level
-    job.truncation_tokens = int(chosen["insight_tokens"])
-    job.termination_reason = decision.reason.value
     add_event(
         session,
         job,
         "decision",
         level=decision.chosen_level,
         reason=decision.reason.value,
-        truncation_tokens=job.truncation_tokens,
+        truncation_tokens=int(chosen["insight_tokens"]),
         scores=[s["score"] for s in job.scores],
+    )
+    enter_execution(
+        session, job, decision.chosen_level, int(chosen["insight_tokens"]), decision.reason
     )

@@ -18,6 +18,13 @@ class ScorerSettings(WorkerSettings):
         description="ONNX classifier used while no version is active in classifier_models "
         "(a relative path is relative to the repository root).",
     )
+    classifier_refresh_s: float = Field(
+        5.0,
+        ge=0,
+        description="How long a scorer or API process keeps the active classifier version "
+        "(the API: its level schedule) before asking Postgres again: an activation takes effect "
+        "within this time (0: on every use).",
+    )
 
 
 @lru_cache

@@ -1,11 +1,13 @@
-"""Budgets: reserve a job's worst case at admission, settle the actual cost at the end (§4).
+"""Budgets: reserve a job's worst case at admission, settle the actual cost at the end.
 
-The pipeline's accounting service calls :func:`settle`; the API calls :func:`reserve` and
-:func:`record_reserve` inside the submission's unit of work; ``tandem ledger verify`` calls
-:func:`verify_ledger`.
+The pipeline's accounting service calls :func:`settle`; ``tandem ledger verify`` calls
+:func:`verify_ledger`. The API admits a job with the same conditional reserve folded into one
+statement with the job's insert (:func:`shared.jobs.repository.admit`); :func:`reserve` and
+:func:`record_reserve` are that rule as separate steps, for callers that build a job by hand.
+The rules: docs/architecture.md, 'Money path'.
 """
 
-from shared.budgets.errors import BudgetExceeded
+from shared.budgets.errors import BudgetExceeded, KeyBudgetExhausted
 from shared.budgets.periods import period_key
 from shared.budgets.service import (
     LedgerProblem,
@@ -20,6 +22,7 @@ from shared.budgets.service import (
 
 __all__ = [
     "BudgetExceeded",
+    "KeyBudgetExhausted",
     "LedgerProblem",
     "Reservation",
     "Settlement",

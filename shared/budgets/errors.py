@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from shared.errors import TandemError
+from shared.money import plain
 
 
 class BudgetExceeded(TandemError):
@@ -28,10 +29,10 @@ class BudgetExceeded(TandemError):
         super().__init__(
             message,
             field=field,
-            cap=str(cap),
-            spent=str(spent),
-            reserved=str(reserved),
-            requested=str(requested),
+            cap=plain(cap),
+            spent=plain(spent),
+            reserved=plain(reserved),
+            requested=plain(requested),
             limit=limit,
             period=period,
         )
@@ -43,3 +44,9 @@ class BudgetExceeded(TandemError):
     @property
     def remaining(self) -> Decimal:
         return max(self.cap - self.spent - self.reserved, Decimal(0))
+
+
+class KeyBudgetExhausted(BudgetExceeded):
+    """The job fits its tenant's budget but not the budget of the API key submitting it."""
+
+    code = "key_budget_exhausted"

@@ -1,4 +1,4 @@
-"""Reserve, settle and verify: the money rules of DESIGN.md §4.
+"""Reserve, settle and verify: the money rules of docs/architecture.md, 'Money path'.
 
 Admission holds a job's worst-case cost with one conditional UPDATE, so concurrent submissions
 from any number of API replicas can never push spent + reserved over the cap. Settlement is
@@ -17,10 +17,13 @@ from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 
 from sqlalchemy.orm import Session
 
+from shared import alerts
+from shared.alerts.settings import get_alert_settings
+from shared.budgets import key_repository as key_repo
 from shared.budgets import repository as repo
 from shared.budgets.errors import BudgetExceeded
 from shared.budgets.periods import period_key
-from shared.db.models import LedgerKind, Tenant
+from shared.db.models import AlertThreshold, Job, LedgerKind, Tenant
 from shared.errors import NotFoundError, ValidationFailed
 from shared.metrics import RELEASED_DOLLARS, RESERVED_DOLLARS, SETTLED_DOLLARS, count_money
 
@@ -57,7 +60,14 @@ class Settlement:
     already_settled: bool
     spent: Decimal | None = None
     cap: Decimal | None = None
-    soft_alert: bool = False  # this settlement crossed the tenant's soft-alert threshold
+    # The thresholds this settlement crossed first in its period, and their webhooks in the
+    # outbox: the caller publishes a delivery task for each after its commit.
+    alerts: tuple[repo.CrossedAlert, ...] = ()
+    deliveries: tuple[uuid.UUID, ...] = ()
+
+    @property
+    def soft_alert(self) -> bool:
+        return any(alert.threshold == AlertThreshold.SOFT for alert in self.alerts)
 
 
 @dataclass(frozen=True)
@@ -123,50 +133,54 @@ def record_reserve(
     count_money(session, RESERVED_DOLLARS, reservation.amount)
 
 
-def settle(session: Session, job_id: uuid.UUID, actual_cost: Decimal) -> Settlement:
+def settle(
+    session: Session, job_id: uuid.UUID, actual_cost: Decimal, *, locked: Job | None = None
+) -> Settlement:
     """Charge ``actual_cost`` and release the rest of the job's hold; safe to call twice.
 
     The second call (a redelivered task) finds the settle entry and changes nothing. The job
-    row is locked first so that concurrent settlements of one job queue behind each other.
+    row is locked first so that concurrent settlements of one job queue behind each other;
+    a caller that already holds that lock passes the row it locked as ``locked``. The job's
+    cost is set on the row object, written with the caller's next flush of the job.
     """
     if actual_cost < 0:
         raise ValidationFailed("actual cost cannot be negative", field="actual_cost")
-    job = repo.lock_job(session, job_id)
+    job = locked if locked is not None else repo.lock_job(session, job_id)
     if job is None:
         raise NotFoundError(f"job {job_id} not found", field="job_id")
     if job.budget_id is None:
         raise ValidationFailed(f"job {job_id} holds no reservation", field="job_id")
     charged = quantize(actual_cost)
-    if not repo.insert_entry(
+    held = job.reserved_amount
+    released = max(held - charged, ZERO)
+    if not repo.insert_settlement(
         session,
         tenant_id=job.tenant_id,
         budget_id=job.budget_id,
         job_id=job.id,
-        kind=LedgerKind.SETTLE,
-        amount=charged,
+        charged=charged,
+        released=released,
+        key_budget_id=job.key_budget_id,
+        held=held,
     ):
         previous = repo.entry_amount(session, job.id, LedgerKind.SETTLE) or ZERO
         released = repo.entry_amount(session, job.id, LedgerKind.RELEASE) or ZERO
         return Settlement(job.id, previous, released, already_settled=True)
-    held = job.reserved_amount
     if charged > held:
         # The worst case is an upper bound, so this means a cost-model bug: charge what was
         # really spent (the ledger must match the engines) and let `ledger verify` flag it.
         log.error("job %s cost %s exceeds its reservation %s", job.id, charged, held)
-    released = max(held - charged, ZERO)
-    repo.insert_entry(
-        session,
-        tenant_id=job.tenant_id,
-        budget_id=job.budget_id,
-        job_id=job.id,
-        kind=LedgerKind.RELEASE,
-        amount=released,
+    settled = repo.apply_settlement(
+        session, job.budget_id, charged, held, job.id, key_budget_id=job.key_budget_id
     )
-    budget = repo.apply_settlement(session, job.budget_id, charged, held)
     count_money(session, SETTLED_DOLLARS, charged)
     count_money(session, RELEASED_DOLLARS, released)
-    repo.set_job_cost(session, job.id, charged)
-    soft_alert = _check_soft_alert(session, job.id, job.tenant_id, budget)
+    job.cost = charged
+    budget = settled.row
+    deliveries: list[uuid.UUID] = []
+    if settled.crossed:  # rare: at most twice a period per budget
+        with session.no_autoflush:  # the job's cost goes out with the caller's next flush
+            deliveries = alerts.announce(session, settled, get_alert_settings(), job.id)
     return Settlement(
         job.id,
         charged,
@@ -174,59 +188,49 @@ def settle(session: Session, job_id: uuid.UUID, actual_cost: Decimal) -> Settlem
         already_settled=False,
         spent=budget.spent,
         cap=budget.cap,
-        soft_alert=soft_alert,
+        alerts=tuple(settled.crossed),
+        deliveries=tuple(deliveries),
     )
-
-
-def _check_soft_alert(
-    session: Session, job_id: uuid.UUID, tenant_id: uuid.UUID, budget: repo.BudgetRow
-) -> bool:
-    tenant = session.get(Tenant, tenant_id)
-    if tenant is None or budget.alert_sent_at is not None or budget.cap <= 0:
-        return False
-    if budget.spent < budget.cap * tenant.soft_alert_ratio:
-        return False
-    if not repo.mark_alert_sent(session, budget.id):
-        return False
-    repo.add_event(
-        session,
-        job_id,
-        "budget_alert",
-        {
-            "period": budget.period_key,
-            "cap": str(budget.cap),
-            "spent": str(budget.spent),
-            "threshold": str(tenant.soft_alert_ratio),
-        },
-    )
-    log.warning(
-        "tenant %s crossed %s of its %s budget", tenant_id, tenant.soft_alert_ratio, budget.cap
-    )
-    return True
 
 
 def verify_ledger(session: Session) -> list[LedgerProblem]:
-    """Every broken invariant: spent = Σ settled, reserved = Σ open holds, spent ≤ cap, and
-    per job: a settled job has exactly its release, and nothing settles without a hold."""
+    """Every broken invariant: spent = Σ settled, reserved = Σ open holds, spent ≤ cap, of
+    every tenant's and every key's budget row, and per job: a settled job has exactly its
+    release, and nothing settles without a hold."""
     problems: list[LedgerProblem] = []
     for budget_id, tenant_id, key, cap, spent, reserved, settled, holds in repo.broken_budgets(
         session
     ):
         subject = f"budget {budget_id} (tenant {tenant_id}, {key})"
-        if spent != settled:
-            problems.append(
-                LedgerProblem("budget", subject, f"spent {spent} != sum of settled {settled}")
-            )
-        if reserved != holds:
-            problems.append(
-                LedgerProblem("budget", subject, f"reserved {reserved} != open holds {holds}")
-            )
-        if spent > cap:  # type: ignore[operator]
-            problems.append(LedgerProblem("budget", subject, f"spent {spent} > cap {cap}"))
+        problems += _budget_problems("budget", subject, cap, spent, reserved, settled, holds)
+    for row_id, key_id, key, cap, spent, reserved, settled, holds in key_repo.broken_key_budgets(
+        session
+    ):
+        subject = f"key budget {row_id} (key {key_id}, {key})"
+        problems += _budget_problems("key_budget", subject, cap, spent, reserved, settled, holds)
     for job_id, held, settled, released in repo.broken_jobs(session):
         if held is None:
             message = f"settled {settled} without a reservation"
         else:
             message = f"reserved {held}, settled {settled}, released {released} do not add up"
         problems.append(LedgerProblem("job", f"job {job_id}", message))
+    return problems
+
+
+def _budget_problems(
+    kind: str,
+    subject: str,
+    cap: object,
+    spent: object,
+    reserved: object,
+    settled: object,
+    holds: object,
+) -> list[LedgerProblem]:
+    problems = []
+    if spent != settled:
+        problems.append(LedgerProblem(kind, subject, f"spent {spent} != sum of settled {settled}"))
+    if reserved != holds:
+        problems.append(LedgerProblem(kind, subject, f"reserved {reserved} != open holds {holds}"))
+    if cap is not None and spent > cap:  # type: ignore[operator]
+        problems.append(LedgerProblem(kind, subject, f"spent {spent} > cap {cap}"))
     return problems

@@ -31,3 +31,13 @@ def activate(session: Session, row: ClassifierModel) -> None:
     row.active = True
     row.activated_at = datetime.now(UTC)
     session.flush()
+
+
+def active_schedule(session: Session) -> tuple[str, list[int] | None] | None:
+    """The active version's name and level schedule (one indexed row; None: none active)."""
+    row = session.execute(
+        select(ClassifierModel.version, ClassifierModel.levels).where(
+            ClassifierModel.active.is_(True)
+        )
+    ).first()
+    return None if row is None else (row.version, row.levels)

@@ -1,7 +1,8 @@
-"""Engines and sessions: one unit of work per request or task (STYLE.md §3).
+"""Engines and sessions: one unit of work per request or task.
 
 ``unit_of_work`` opens one session, commits once at the end and rolls back on error; nothing
-deeper calls ``commit()``. Callers publish messages only after it has returned.
+deeper calls ``commit()``. Callers publish messages only after it has returned. Why:
+docs/architecture.md, 'Units of work'.
 """
 
 from __future__ import annotations

@@ -21,6 +21,10 @@ class ModelProfile:
     parameters: int
     price_input_per_mtok: Decimal = Decimal(0)
     price_output_per_mtok: Decimal = Decimal(0)
+    # Prompt tokens the engine served from its prefix cache; None: the prompt price.
+    price_cached_input_per_mtok: Decimal | None = None
+    # The price table row the prices come from (shared.prices); None: the environment's.
+    price_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class Generation:
     token_logprobs: Sequence[TokenLogprob] = field(default_factory=tuple)  # generated tokens
     prompt_logprobs: Sequence[TokenLogprob] = field(default_factory=tuple)  # when asked
     latency_s: float = 0.0
+    cached_tokens: int = 0  # of the prompt tokens, those the engine served from its prefix cache
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,10 @@ SmolLM2-135M as the executor on port 8082, with illustrative prices.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property, lru_cache
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -91,6 +93,11 @@ class EngineConfig:
     check_model: bool = True
     openai_prompt_logprobs: str = "echo"
 
+    @cached_property
+    def key(self) -> str:
+        """Identifies the configuration: a worker keeps one long-lived client per key."""
+        return repr(self)
+
     @property
     def engine_name(self) -> str:
         """How errors and logs name this engine: role, kind and address."""
@@ -129,8 +136,29 @@ class EngineConfig:
 
 
 def engine_config(role: Role | str) -> EngineConfig:
-    """The engine configured for ``role`` (read from the environment now, not cached)."""
-    role = Role(role)
+    """The engine configured for ``role``.
+
+    Building the settings costs about a millisecond, which every engine call would pay, so the
+    result is kept for as long as the process's engine variables stay the same; a changed
+    variable (a test, a reconfigured process) is read on the next call.
+    """
+    return _engine_config(Role(role), _engine_environment())
+
+
+def _engine_environment() -> tuple[str | None, ...]:
+    return tuple(os.environ.get(name) for name in _ENGINE_VARIABLES)
+
+
+# Every variable the roles' settings read (their prefix and field names).
+_ENGINE_VARIABLES = tuple(
+    f"{settings.model_config.get('env_prefix', '')}{name}".upper()
+    for settings in ROLE_SETTINGS.values()
+    for name in settings.model_fields
+)
+
+
+@lru_cache(maxsize=16)
+def _engine_config(role: Role, _environment: tuple[str | None, ...]) -> EngineConfig:
     if role is Role.SCORER:
         scorer = ScorerEngineSettings()
         if not scorer.url:

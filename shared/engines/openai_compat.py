@@ -68,6 +68,13 @@ def _extra(obj: Any, name: str) -> Any:
     return extra.get(name, getattr(obj, name, None))
 
 
+def _cached_tokens(usage: Any) -> int:
+    """Prompt tokens the engine served from its prefix cache (``usage.prompt_tokens_details``;
+    engines without prefix caching leave it out)."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    return int(getattr(details, "cached_tokens", None) or 0)
+
+
 def _finish(choice: Any, text: str) -> tuple[str, str]:
     """TGI's finish reason, and the text with the matched stop sequence kept (as TGI does)."""
     reason = choice.finish_reason
@@ -195,6 +202,7 @@ class OpenAICompatClient:
             token_logprobs=tuple(tokens),
             prompt_logprobs=tuple(prompt_tokens),
             latency_s=latency,
+            cached_tokens=_cached_tokens(usage),
         )
 
     async def _stream_once(self, request: dict[str, Any]) -> AsyncIterator[StreamChunk]:
@@ -234,6 +242,7 @@ class OpenAICompatClient:
                 prompt_tokens=usage.prompt_tokens,
                 generated_tokens=usage.completion_tokens,
                 latency_s=time.perf_counter() - started,
+                cached_tokens=_cached_tokens(usage),
             ),
         )
 

@@ -1,15 +1,17 @@
-"""TGI adapter on huggingface_hub's ``AsyncInferenceClient.text_generation``.
+"""TGI adapter: one pooled HTTP client per engine for calls, huggingface_hub for streams.
 
-Why this client: it is the one TGI's documentation recommends, it is maintained (the older
-``text-generation`` package pins ``huggingface-hub<1.0`` and would hold back transformers), it
-parses TGI's error bodies into typed errors, and it speaks the same routes our local server
-serves. What it lacks we add here: explicit timeouts, bounded retries with jitter, and typed
-errors that name the engine, route, status and reason.
+Why two clients: a call whose caller wants the whole answer (every pipeline step) is one
+non-streamed ``POST /generate`` on a long-lived, pooled ``httpx2`` client: no new connection,
+no SSL context and no token-by-token parsing per call. TGI reports that call's prompt length
+only in its ``x-prompt-tokens`` header (``details.input_length`` exists only in a stream's last
+event), which huggingface_hub's ``text_generation`` does not expose, hence the direct request.
+Streams that a caller consumes token by token go through huggingface_hub's
+``AsyncInferenceClient.text_generation``, the client TGI's documentation recommends; it keeps a
+streamed response open until its client closes, so each stream gets a client of its own.
 
-Token counts: TGI reports the prompt length only in the final event of a stream
-(``details.input_length``) or as the prefill list, so :meth:`TGIClient.generate` consumes a
-stream internally; asking for prefill log-probs on every call would make TGI compute
-full-vocabulary logits over the whole prompt.
+What both lack we add here: explicit timeouts, bounded retries with jitter, and typed errors
+that name the engine, route, status and reason. Asking for prefill log-probs only when the
+caller wants them matters: they make TGI compute full-vocabulary logits over the whole prompt.
 """
 
 from __future__ import annotations
@@ -37,8 +39,13 @@ from shared.engines.errors import EngineError, engine_error
 from shared.engines.retry import stream_with_retries, with_retries
 from shared.errors import ConfigurationError
 
-ROUTE_GENERATE = "POST /"
+ROUTE_GENERATE = "POST /generate"
+ROUTE_STREAM = "POST /generate_stream"
 ROUTE_INFO = "GET /info"
+PROMPT_TOKENS_HEADER = "x-prompt-tokens"
+# Prompt tokens served from the engine's prefix cache (``tandem engine serve``; a TGI without
+# one sends neither this nor ``details.cached_tokens``, and then none were).
+CACHED_TOKENS_HEADER = "x-cached-tokens"
 
 # TGI's error_type -> the status TGI answers it with, for errors that arrive inside a stream.
 _ERROR_TYPE_STATUS: dict[type[TextGenerationError], int] = {
@@ -105,6 +112,14 @@ class TGIClient:
         self.config = config
         self.profile: ModelProfile = config.profile
         self._client = self._new_client()
+        headers = dict(config.headers)
+        if config.api_key:
+            headers["Authorization"] = f"Bearer {config.api_key}"
+        self._http = httpx2.AsyncClient(
+            base_url=config.url,
+            timeout=httpx2.Timeout(config.timeout_s, connect=config.connect_timeout_s),
+            headers=headers,
+        )
 
     def _new_client(self) -> AsyncInferenceClient:
         timeout = httpx2.Timeout(self.config.timeout_s, connect=self.config.connect_timeout_s)
@@ -156,60 +171,75 @@ class TGIClient:
         do_sample: bool | None = None,
     ) -> Generation:
         params = self._params(max_new_tokens, stop, seed, temperature, top_p, top_k, do_sample)
-        if prompt_logprobs:
-            return await with_retries(
-                lambda: self._generate_with_prefill(prompt, params), self.config.retry
-            )
         return await with_retries(
-            lambda: self._collect_stream(prompt, params, details), self.config.retry
+            lambda: self._generate_once(prompt, params, details, prompt_logprobs),
+            self.config.retry,
         )
 
-    async def _generate_with_prefill(self, prompt: str, params: dict[str, Any]) -> Generation:
+    def _protocol_error(self, message: str) -> EngineError:
+        return engine_error(
+            message, engine=self.config.engine_name, route=ROUTE_GENERATE, reason="protocol"
+        )
+
+    async def _generate_once(
+        self, prompt: str, params: dict[str, Any], keep_tokens: bool, prefill: bool
+    ) -> Generation:
+        """One ``POST /generate`` on the pooled client: the whole answer in one response."""
+        parameters = {k: v for k, v in params.items() if v is not None}
+        parameters.update(details=True, decoder_input_details=prefill)
         started = time.perf_counter()
         try:
-            output = await self._client.text_generation(
-                prompt, details=True, decoder_input_details=True, stream=False, **params
+            response = await self._http.post(
+                "/generate", json={"inputs": prompt, "parameters": parameters}
             )
+            if response.status_code >= 400:
+                raise self._status_error(response)
+            data = response.json()
+        except EngineError:
+            raise
         except Exception as error:
             raise self._error(error, ROUTE_GENERATE) from error
-        details = output.details
-        if details is None:
-            raise engine_error(
-                "the engine returned no details; is it a TGI server?",
-                engine=self.config.engine_name,
-                route=ROUTE_GENERATE,
-                reason="protocol",
+        details = data.get("details") if isinstance(data, dict) else None
+        if not isinstance(details, dict):
+            raise self._protocol_error("the engine returned no details; is it a TGI server?")
+        prompt_tokens = [
+            _token(t["text"], t.get("logprob"), t.get("id")) for t in details.get("prefill") or []
+        ]
+        counted = response.headers.get(PROMPT_TOKENS_HEADER)
+        if counted is None and not prefill:
+            raise self._protocol_error(
+                f"the response has no {PROMPT_TOKENS_HEADER} header; token counts are required"
             )
-        prefill = tuple(_token(t.text, t.logprob, t.id) for t in details.prefill)
+        tokens = (details.get("tokens") or []) if keep_tokens or prefill else []
+        cached = details.get("cached_tokens", response.headers.get(CACHED_TOKENS_HEADER, 0))
         return Generation(
-            text=output.generated_text,
-            finish_reason=str(details.finish_reason),
-            prompt_tokens=len(prefill),
-            generated_tokens=details.generated_tokens,
-            token_logprobs=tuple(_token(t.text, t.logprob, t.id) for t in details.tokens),
-            prompt_logprobs=prefill,
+            text=str(data.get("generated_text", "")),
+            finish_reason=str(details.get("finish_reason")),
+            prompt_tokens=int(counted) if counted is not None else len(prompt_tokens),
+            generated_tokens=int(details.get("generated_tokens", 0)),
+            token_logprobs=tuple(_token(t["text"], t.get("logprob"), t.get("id")) for t in tokens),
+            prompt_logprobs=tuple(prompt_tokens),
             latency_s=time.perf_counter() - started,
+            cached_tokens=int(cached or 0),
         )
 
-    async def _collect_stream(
-        self, prompt: str, params: dict[str, Any], keep_tokens: bool
-    ) -> Generation:
-        final: Generation | None = None
-        async for chunk in self._stream_once(prompt, params, keep_tokens=keep_tokens):
-            final = chunk.final or final
-        if final is None:
-            raise engine_error(
-                "the stream ended without a final event",
-                engine=self.config.engine_name,
-                route=ROUTE_GENERATE,
-                reason="incomplete_stream",
-                transient=True,
-            )
-        return final
+    def _status_error(self, response: httpx2.Response) -> EngineError:
+        """TGI's error body ``{"error", "error_type"}`` with its status, as a typed error."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        message = body.get("error") if isinstance(body, dict) else None
+        reason = body.get("error_type") if isinstance(body, dict) else None
+        return engine_error(
+            str(message or response.text[:500] or response.reason_phrase),
+            engine=self.config.engine_name,
+            route=ROUTE_GENERATE,
+            status=response.status_code,
+            reason=str(reason or "http"),
+        )
 
-    async def _stream_once(
-        self, prompt: str, params: dict[str, Any], *, keep_tokens: bool = False
-    ) -> AsyncIterator[StreamChunk]:
+    async def _stream_once(self, prompt: str, params: dict[str, Any]) -> AsyncIterator[StreamChunk]:
         """One streamed request on a client of its own.
 
         huggingface_hub keeps every streamed response open until its client closes, so a
@@ -217,13 +247,10 @@ class TGIClient:
         """
         started = time.perf_counter()
         client = self._new_client()
-        tokens: list[TokenLogprob] = []
         try:
             stream = await client.text_generation(prompt, details=True, stream=True, **params)
             async for event in stream:
                 token = event.token
-                if keep_tokens:
-                    tokens.append(_token(token.text, token.logprob, token.id))
                 if not token.special:
                     yield StreamChunk(text=token.text)
                 if event.details is not None:
@@ -234,12 +261,11 @@ class TGIClient:
                             finish_reason=str(event.details.finish_reason),
                             prompt_tokens=event.details.input_length,
                             generated_tokens=event.details.generated_tokens,
-                            token_logprobs=tuple(tokens),
                             latency_s=time.perf_counter() - started,
                         ),
                     )
         except Exception as error:
-            raise self._error(error, ROUTE_GENERATE) from error
+            raise self._error(error, ROUTE_STREAM) from error
         finally:
             await client.close()
 
@@ -289,3 +315,4 @@ class TGIClient:
 
     async def aclose(self) -> None:
         await self._client.close()
+        await self._http.aclose()

@@ -4,7 +4,7 @@ The API calls :func:`start_job` after the commit that created the job; each pipe
 uses :mod:`shared.jobs.service` to move the job on one idempotent step at a time.
 """
 
-from shared.jobs.flow import NextTask, first_task, publish, start_job
+from shared.jobs.flow import NextTask, first_task, next_task, publish, start_job
 from shared.jobs.states import TRANSITIONS, InvalidTransition, can_transition, transition
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "NextTask",
     "can_transition",
     "first_task",
+    "next_task",
     "publish",
     "start_job",
     "transition",

@@ -1,4 +1,5 @@
-"""One job's full audit trail: plan, decision, score trajectory, every model call, the cost."""
+"""One job's full audit trail: plan, decision, score trajectory, every model call, the cost,
+and its link to a shadow run (services.accounting.shadow)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 from shared.db.models import Job
 from shared.errors import NotFoundError
 from shared.jobs import repository as repo
+from shared.money import plain
 
 
 def job_audit(session: Session, job_id: uuid.UUID | str) -> dict[str, Any]:
@@ -17,9 +19,16 @@ def job_audit(session: Session, job_id: uuid.UUID | str) -> dict[str, Any]:
     if job is None:
         raise NotFoundError(f"job {job_id} not found", field="job_id")
     calls = repo.calls(session, job.id)
+    shadow = repo.shadow_run(session, job.id)
     return {
         "job_id": str(job.id),
         "tenant_id": str(job.tenant_id),
+        # The operator's view only (the tenant's audit schema leaves these out): the job this
+        # shadow run measures, or this job's shadow run on the operator's account.
+        "shadow_of": None if job.shadow_of is None else str(job.shadow_of),
+        "shadow": None
+        if shadow is None
+        else {"job_id": str(shadow.id), "status": shadow.status, "cost": plain(shadow.cost)},
         "status": job.status,
         "policy": job.policy,
         "domain": job.domain,
@@ -37,8 +46,8 @@ def job_audit(session: Session, job_id: uuid.UUID | str) -> dict[str, Any]:
         "scores": job.scores,
         "answer": job.answer,
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
-        "reserved": str(job.reserved_amount),
-        "cost": str(job.cost),
+        "reserved": plain(job.reserved_amount),
+        "cost": plain(job.cost),
         "calls": [
             {
                 "step": c.step,
@@ -49,8 +58,8 @@ def job_audit(session: Session, job_id: uuid.UUID | str) -> dict[str, Any]:
                 "prompt_tokens": c.prompt_tokens,
                 "generated_tokens": c.generated_tokens,
                 "latency_ms": round(c.latency_ms, 3),
-                "flops": str(c.flops_prompt + c.flops_generated),
-                "cost": str(c.cost),
+                "flops": plain(c.flops_prompt + c.flops_generated),
+                "cost": plain(c.cost),
                 "finish_reason": c.finish_reason,
             }
             for c in calls
@@ -66,3 +75,14 @@ def job_audit(session: Session, job_id: uuid.UUID | str) -> dict[str, Any]:
             for e in repo.events(session, job.id)
         ],
     }
+
+
+def score_line(entry: dict[str, Any]) -> str:
+    """One checkpoint of an audit's ``scores`` in words: its level, the score, the threshold it
+    met or missed (or the rule that decided) and the decision."""
+    against = (
+        f"threshold {entry['threshold']:.4f}"
+        if entry.get("threshold") is not None
+        else f"rule {entry.get('rule')}"
+    )
+    return f"level {entry['level']}: score {entry['score']:.4f} {against} -> {entry['decision']}"

@@ -1,4 +1,15 @@
-"""Which task comes next, and publishing it (always after the commit that made it needed)."""
+"""Which task comes next, and publishing it (always after the commit that made it needed).
+
+The flow of every policy is declared here, once: a job's status and level say which step it
+waits for (:func:`next_task`). Each step, when it records its work, moves the job into the
+status of the step that follows it, so the job is never between two states and a redelivered or
+lost message can always be answered from the job's row alone.
+
+    tandem        queued → scoring(0) → [coordinating(t) → scoring(t)]* → executing
+    fixed_level   queued → coordinating(1) → ... → coordinating(t) → executing
+    llm / slm     queued → executing
+    then          executing → settling → succeeded (failed and cancelled are settled too)
+"""
 
 from __future__ import annotations
 
@@ -10,7 +21,7 @@ from typing import Any
 from celery import Celery
 
 from shared.celery_base import send
-from shared.db.models import Job, Policy
+from shared.db.models import Job, JobStatus, Policy
 from shared.tasks import TaskName
 
 
@@ -34,6 +45,34 @@ def first_task(job: Job) -> NextTask:
     if policy is Policy.FIXED_LEVEL and (job.fixed_level or 0) > 0:
         return NextTask(TaskName.COORDINATOR_EXTEND, {"job_id": job_id, "level": 1})
     return NextTask(TaskName.EXECUTOR_EXECUTE, {"job_id": job_id})
+
+
+def next_task(job: Job) -> NextTask | None:
+    """The step ``job`` waits for in its current state; None once nothing is left to do."""
+    job_id = str(job.id)
+    status = JobStatus(job.status)
+    if status is JobStatus.QUEUED:
+        return first_task(job)
+    if status is JobStatus.SCORING:
+        return NextTask(TaskName.SCORER_SCORE, {"job_id": job_id, "level": job.current_level})
+    if status is JobStatus.COORDINATING:
+        level = job.current_level + 1
+        return NextTask(TaskName.COORDINATOR_EXTEND, {"job_id": job_id, "level": level})
+    if status is JobStatus.EXECUTING:
+        return NextTask(TaskName.EXECUTOR_EXECUTE, {"job_id": job_id})
+    if status in (JobStatus.SETTLING, JobStatus.FAILED, JobStatus.CANCELLED):
+        return settle_task(job_id)
+    return None
+
+
+def after_extension(job: Job, level: int) -> JobStatus:
+    """Where a job goes once its insights reach ``level``: scored under tandem; under
+    fixed_level, extended again until its level (or until the coordinator has finished)."""
+    if Policy(job.policy) is not Policy.FIXED_LEVEL:
+        return JobStatus.SCORING
+    if level < (job.fixed_level or 0) and not job.insights_finished:
+        return JobStatus.COORDINATING
+    return JobStatus.EXECUTING
 
 
 def publish(app: Celery, tasks: Iterable[NextTask]) -> list[str]:

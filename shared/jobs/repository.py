@@ -1,16 +1,21 @@
-"""SQL of the pipeline's steps: job locks, step records (model calls), roll-ups, stuck jobs."""
+"""All SQL of the job record: admission, state reads and locks, step records (model calls),
+events, stuck jobs."""
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections import Counter
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from shared.db.models import (
     TERMINAL_STATUSES,
@@ -20,11 +25,9 @@ from shared.db.models import (
     LedgerEntry,
     LedgerKind,
     ModelCall,
-    ScoreHourly,
-    UsageHourly,
 )
-
-SCORE_BUCKETS = 10  # the score roll-up's histogram: tenths of [0, 1]
+from shared.db.session import get_engine
+from shared.errors import NotFoundError
 
 
 def lock_job(session: Session, job_id: uuid.UUID) -> Job | None:
@@ -37,21 +40,143 @@ def lock_job(session: Session, job_id: uuid.UUID) -> Job | None:
     ).first()
 
 
-def get_call(session: Session, job_id: uuid.UUID, step: str) -> ModelCall | None:
-    return session.scalars(
-        select(ModelCall).where(ModelCall.job_id == job_id, ModelCall.step == step)
+# What a step decides on and writes: never the prompt, the answer or the metadata.
+STATE_COLUMNS = (
+    Job.tenant_id,
+    Job.status,
+    Job.domain,
+    Job.policy,
+    Job.levels,
+    Job.fixed_level,
+    Job.max_answer_tokens,
+    Job.budget_id,
+    Job.key_budget_id,
+    Job.reserved_amount,
+    Job.prices,
+    Job.current_level,
+    Job.insight_tokens,
+    Job.insights_finished,
+    Job.scores,
+    Job.truncation_level,
+    Job.truncation_tokens,
+    Job.termination_reason,
+    Job.cancel_requested,
+    Job.started_at,
+    Job.finished_at,
+)
+# ... and what its engine call is prompted with.
+PROMPT_COLUMNS = (Job.question, Job.insights)
+
+
+@contextmanager
+def outside_transaction() -> Iterator[Session]:
+    """A session whose statements each run on their own (autocommit): a read before a step's
+    engine call costs one statement, not BEGIN, SELECT and COMMIT."""
+    with get_engine().connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        with Session(bind=connection, expire_on_commit=False) as session:
+            yield session
+
+
+# A step's statements are built once: building a query with its load options costs more CPU
+# than the database spends running it.
+_SNAPSHOT = (
+    select(Job)
+    .options(load_only(*STATE_COLUMNS, *PROMPT_COLUMNS))
+    .where(Job.id == bindparam("job_id"))
+)
+_SPENT = (
+    select(func.coalesce(func.sum(ModelCall.cost), 0))
+    .where(ModelCall.job_id == Job.id)
+    .scalar_subquery()
+)
+
+
+def _lock(spent: ColumnElement[Any]) -> Select[Any]:
+    return (
+        select(Job, spent.label("spent"))
+        .options(load_only(*STATE_COLUMNS))
+        .where(Job.id == bindparam("job_id"))
+        .with_for_update(of=Job)
+        .execution_options(populate_existing=True)
+    )
+
+
+_LOCK = {False: _lock(literal(0)), True: _lock(_SPENT)}
+
+
+def job_snapshot(session: Session, job_id: uuid.UUID) -> Job | None:
+    """The job's state and prompt, detached: what a step decides on before its engine call."""
+    job = session.scalars(_SNAPSHOT, {"job_id": job_id}).first()
+    if job is not None:
+        session.expunge(job)
+    return job
+
+
+def lock_state(
+    session: Session, job_id: uuid.UUID, *, with_spent: bool = False
+) -> tuple[Job, Decimal] | None:
+    """The job's state columns, its row locked until the end of the transaction, and (when
+    asked) what its recorded calls cost so far, in the same statement."""
+    row = session.execute(_LOCK[with_spent], {"job_id": job_id}).first()
+    return None if row is None else (row[0], Decimal(str(row[1])))
+
+
+RETRY = "retry"  # the kind of event a transient failure writes before its retry
+REANNOUNCED = "reannounced"  # ... and the sweeper when it sends a job's step again
+
+
+def add_retry_event(
+    session: Session, job_id: uuid.UUID, task: str, attempt: int, code: str, error: str
+) -> None:
+    """One statement: the event takes the job's current status from its row."""
+    status = select(Job.status).where(Job.id == job_id).scalar_subquery()
+    row = session.execute(
+        insert(JobEvent)
+        .from_select(
+            ["job_id", "kind", "status", "data"],
+            select(
+                literal(job_id),
+                literal(RETRY),
+                status,
+                func.jsonb_build_object(
+                    "task", task, "attempt", attempt, "code", code, "error", error
+                ),
+            ).where(status.is_not(None)),
+        )
+        .returning(JobEvent.id)
     ).first()
+    if row is None:
+        raise NotFoundError(f"job {job_id} not found", field="job_id")
+
+
+def last_retry(session: Session, job_id: uuid.UUID) -> JobEvent | None:
+    return session.scalars(
+        select(JobEvent)
+        .where(JobEvent.job_id == job_id, JobEvent.kind == RETRY)
+        .order_by(JobEvent.id.desc())
+        .limit(1)
+    ).first()
+
+
+def count_events(session: Session, job_id: uuid.UUID, kind: str) -> int:
+    return int(
+        session.scalar(select(func.count()).where(JobEvent.job_id == job_id, JobEvent.kind == kind))
+        or 0
+    )
 
 
 def insert_call(session: Session, values: dict[str, Any]) -> bool:
     """Record a step's call once; False when (job_id, step) is already there."""
-    inserted = session.execute(
-        insert(ModelCall)
-        .values(id=uuid.uuid4(), **values)
-        .on_conflict_do_nothing(index_elements=["job_id", "step"])
-        .returning(ModelCall.id)
-    ).first()
+    inserted = session.execute(_INSERT_CALL, {"id": uuid.uuid4(), **values}).first()
     return inserted is not None
+
+
+_INSERT_CALL = (
+    insert(ModelCall)
+    .on_conflict_do_nothing(index_elements=["job_id", "step"])
+    .returning(ModelCall.id)
+)
 
 
 def calls(session: Session, job_id: uuid.UUID) -> list[ModelCall]:
@@ -62,108 +187,15 @@ def calls(session: Session, job_id: uuid.UUID) -> list[ModelCall]:
     )
 
 
-def spent(session: Session, job_id: uuid.UUID) -> Decimal:
-    total = session.scalar(
-        select(func.coalesce(func.sum(ModelCall.cost), 0)).where(ModelCall.job_id == job_id)
-    )
-    return Decimal(total or 0)
-
-
 def events(session: Session, job_id: uuid.UUID) -> list[JobEvent]:
     return list(
         session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
     )
 
 
-def has_status_event(
-    session: Session, job_id: uuid.UUID, status: JobStatus, level: int | None
-) -> bool:
-    """Whether the job already entered ``status`` at ``level`` (a redelivered step's start)."""
-    query = select(JobEvent.id).where(
-        JobEvent.job_id == job_id, JobEvent.kind == "status", JobEvent.status == status.value
-    )
-    if level is not None:
-        query = query.where(JobEvent.level == level)
-    return session.scalar(query.limit(1)) is not None
-
-
-def is_settled(session: Session, job_id: uuid.UUID) -> bool:
-    return (
-        session.scalar(
-            select(LedgerEntry.id).where(
-                LedgerEntry.job_id == job_id, LedgerEntry.kind == LedgerKind.SETTLE.value
-            )
-        )
-        is not None
-    )
-
-
-def add_usage(session: Session, job: Job, call: ModelCall) -> None:
-    """Add one call to its hour's roll-up row (upsert; the caller runs it once per settlement)."""
-    flops = call.flops_prompt + call.flops_generated
-    stmt = insert(UsageHourly).values(
-        tenant_id=job.tenant_id,
-        hour=call.created_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0),
-        model=call.model,
-        role=call.role,
-        domain=job.domain,
-        policy=job.policy,
-        calls=1,
-        prompt_tokens=call.prompt_tokens,
-        generated_tokens=call.generated_tokens,
-        flops=flops,
-        cost=call.cost,
-    )
-    excluded = stmt.excluded
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["tenant_id", "hour", "model", "role", "domain", "policy"],
-            set_={
-                "calls": UsageHourly.calls + 1,
-                "prompt_tokens": UsageHourly.prompt_tokens + excluded.prompt_tokens,
-                "generated_tokens": UsageHourly.generated_tokens + excluded.generated_tokens,
-                "flops": UsageHourly.flops + excluded.flops,
-                "cost": UsageHourly.cost + excluded.cost,
-            },
-        )
-    )
-
-
-def score_bucket(score: float) -> int:
-    """The tenth of [0, 1] a classifier score falls in; 1.0 joins the last."""
-    return min(max(int(score * SCORE_BUCKETS), 0), SCORE_BUCKETS - 1)
-
-
-def add_scores(session: Session, job: Job) -> None:
-    """Add the job's checkpoint scores to the histogram of its creation hour (upsert; the
-    caller runs it once per settlement, like :func:`add_usage`)."""
-    counts = Counter(
-        score_bucket(float(entry["score"]))
-        for entry in job.scores
-        if isinstance(entry.get("score"), int | float)
-    )
-    if not counts:
-        return
-    hour = job.created_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    stmt = insert(ScoreHourly).values(
-        [
-            {
-                "tenant_id": job.tenant_id,
-                "hour": hour,
-                "domain": job.domain,
-                "policy": job.policy,
-                "bucket": bucket,
-                "checkpoints": n,
-            }
-            for bucket, n in sorted(counts.items())
-        ]
-    )
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["tenant_id", "hour", "domain", "policy", "bucket"],
-            set_={"checkpoints": ScoreHourly.checkpoints + stmt.excluded.checkpoints},
-        )
-    )
+def shadow_run(session: Session, job_id: uuid.UUID) -> Job | None:
+    """The job's shadow run (services.accounting.shadow), if it has one."""
+    return session.scalars(select(Job).where(Job.shadow_of == job_id)).first()
 
 
 def stale_jobs(session: Session, before: datetime, limit: int = 100) -> list[uuid.UUID]:
@@ -193,3 +225,190 @@ def unsettled_finished_jobs(session: Session, limit: int = 100) -> list[uuid.UUI
             .limit(limit)
         )
     )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One plan admission may reserve: the cheapest that fits is not chosen, the first is."""
+
+    cost: Decimal
+    levels: list[int]
+    max_answer_tokens: int
+
+
+@dataclass(frozen=True)
+class Admitted:
+    budget_id: uuid.UUID
+    choice: int  # index into the candidates
+    reserved: Decimal
+    created_at: datetime
+    key_budget_id: uuid.UUID | None = None  # the submitting key's row the hold is also in
+
+
+async def admit(
+    connection: Any,
+    *,
+    job: dict[str, Any],
+    period_key: str,
+    candidates: list[Candidate],
+    ledger_id: uuid.UUID,
+    max_active: int | None = None,
+    key_period: str | None = None,
+) -> Admitted | AtLimit | None:
+    """Admission in ONE statement on an asyncpg ``connection``: reserve the first candidate that
+    fits the tenant's budget row (``spent + reserved + cost <= cap``), insert the job with that
+    plan, its ledger hold and its ``submitted`` event; None (and nothing written) when no
+    candidate fits.
+
+    The budget row is locked by this statement only: run outside a transaction it commits by
+    itself, and the fit is re-checked on the row's latest version when a concurrent admission
+    held it, so no interleaving can push spent + reserved over the cap. ``job`` holds the Job's
+    attributes (as its constructor takes them) except the plan, budget and reservation, which
+    come from the chosen candidate; its ``prices`` (:func:`shared.prices.snapshot`) are what
+    the job's calls will be charged at.
+
+    A job with an ``api_key_id`` is held in its key's budget row of ``key_period`` too, in the
+    same statement: the candidate must also fit the key's cap (when it has one), the key's row
+    is locked before the tenant's (the order settlement locks them in), and None comes back as
+    well when the key's row does not exist yet.
+
+    With ``max_active`` (the tenant's concurrent-jobs limit) it is three statements in one
+    transaction: lock the budget rows, count the tenant's unfinished jobs (a statement of its
+    own, so it sees every admission that committed while this one waited for the lock), then
+    admit unless the count is at the limit (:class:`AtLimit`, nothing written).
+    """
+    params = [
+        job["tenant_id"],
+        period_key,
+        job["id"],
+        ledger_id,
+        job["status"],
+        job["domain"],
+        job["policy"],
+        job["question"],
+        json.dumps(job["job_metadata"]),
+        job["webhook_url"],
+        job["idempotency_key"],
+        job["request_hash"],
+        job["fixed_level"],
+        job["prompt_version"],
+        job["max_cost"],
+        job["trace_id"],
+        None if job.get("prices") is None else json.dumps(job["prices"]),
+    ]
+    for candidate in candidates:
+        params += [candidate.cost, json.dumps(candidate.levels), candidate.max_answer_tokens]
+    key_id = job.get("api_key_id")
+    params += [key_id, key_period]  # after the candidates: see _admit_statement
+    statement = _admit_statement(len(candidates))
+    if max_active is None:
+        row = await connection.fetchrow(statement, *params)
+    else:
+        async with connection.transaction():
+            locked = await connection.fetchval(
+                _LOCK_BUDGETS, job["tenant_id"], period_key, key_id, key_period
+            )
+            if locked is None:
+                return None  # a budget row is missing: nothing was locked or counted
+            active = await connection.fetchval(_ACTIVE_JOBS, job["tenant_id"], _FINISHED)
+            if active >= max_active:
+                return AtLimit(active)
+            row = await connection.fetchrow(statement, *params)
+    if row is None:
+        return None
+    return Admitted(
+        budget_id=row[0],
+        choice=int(row[1]),
+        reserved=row[2],
+        created_at=row[3],
+        key_budget_id=row[4],
+    )
+
+
+@dataclass(frozen=True)
+class AtLimit:
+    """Admission refused: the tenant already has ``active`` unfinished jobs."""
+
+    active: int
+
+
+_FINISHED = sorted(status.value for status in TERMINAL_STATUSES)
+# The key's row first, as in the admission statement; NULL when either row is missing.
+_LOCK_BUDGETS = """
+WITH kb AS (
+    SELECT 1 FROM key_budgets WHERE api_key_id = $3::uuid AND period_key = $4::text FOR UPDATE
+)
+SELECT 1 FROM budgets
+WHERE tenant_id = $1 AND period_key = $2 AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM kb))
+FOR UPDATE
+"""
+_ACTIVE_JOBS = "SELECT count(*) FROM jobs WHERE tenant_id = $1 AND status <> ALL($2::text[])"
+_FIXED_PARAMS = 17  # $1 .. $17 above; each candidate adds three
+
+
+@lru_cache(maxsize=32)
+def _admit_statement(candidates: int) -> str:
+    """The admission statement for ``candidates`` plans, built once per count (asyncpg then
+    prepares it once per connection). Every parameter is cast: asyncpg sends what the server
+    infers, and a bare parameter in a SELECT list would be inferred as text."""
+    rows = []
+    for i in range(candidates):
+        n = _FIXED_PARAMS + 3 * i
+        rows.append(f"({i}, ${n + 1}::numeric, ${n + 2}::jsonb, ${n + 3}::integer)")
+    # The key's id and period follow the candidates, so the job's own parameters keep their
+    # numbers whatever the count.
+    key = _FIXED_PARAMS + 3 * candidates
+    return _ADMIT.format(candidates=", ".join(rows), key_id=f"${key + 1}", key_period=f"${key + 2}")
+
+
+_ADMIT = """
+WITH candidate(ord, cost, levels, max_answer_tokens) AS (VALUES {candidates}),
+kb AS (
+    SELECT k.id, k.cap, k.spent, k.reserved FROM key_budgets AS k
+    WHERE k.api_key_id = {key_id}::uuid AND k.period_key = {key_period}::text
+    FOR UPDATE
+),
+held AS (
+    UPDATE budgets AS b
+    SET reserved = b.reserved + c.cost, updated_at = now()
+    FROM candidate AS c
+    WHERE b.tenant_id = $1::uuid AND b.period_key = $2::text
+      AND ({key_id}::uuid IS NULL OR EXISTS (SELECT 1 FROM kb))
+      AND c.ord = (SELECT min(f.ord) FROM candidate AS f
+                   WHERE b.spent + b.reserved + f.cost <= b.cap
+                     AND NOT EXISTS (SELECT 1 FROM kb
+                                     WHERE kb.spent + kb.reserved + f.cost > kb.cap))
+    RETURNING b.id AS budget_id, c.ord, c.cost, c.levels, c.max_answer_tokens
+),
+key_held AS (
+    UPDATE key_budgets AS k
+    SET reserved = k.reserved + h.cost, updated_at = now()
+    FROM held AS h, kb
+    WHERE k.id = kb.id
+),
+job AS (
+    INSERT INTO jobs (id, tenant_id, status, domain, policy, question, metadata, webhook_url,
+                      idempotency_key, request_hash, levels, fixed_level, max_answer_tokens,
+                      prompt_version, budget_id, max_cost, reserved_amount, trace_id, prices,
+                      api_key_id, key_budget_id)
+    SELECT $3::uuid, $1::uuid, $5::text, $6::text, $7::text, $8::text, $9::jsonb, $10::text,
+           $11::text, $12::text, h.levels, $13::integer, h.max_answer_tokens, $14::text,
+           h.budget_id, $15::numeric, h.cost, $16::text, $17::jsonb,
+           {key_id}::uuid, (SELECT kb.id FROM kb)
+    FROM held AS h
+    RETURNING created_at
+),
+hold AS (
+    INSERT INTO ledger_entries (id, tenant_id, budget_id, job_id, kind, amount)
+    SELECT $4::uuid, $1::uuid, h.budget_id, $3::uuid, 'reserve', h.cost FROM held AS h
+),
+event AS (
+    INSERT INTO job_events (job_id, kind, status, data)
+    SELECT $3::uuid, 'submitted', $5::text,
+           jsonb_build_object('reserved', h.cost::text, 'levels', h.levels,
+                              'max_answer_tokens', h.max_answer_tokens)
+    FROM held AS h
+)
+SELECT h.budget_id, h.ord, h.cost, j.created_at, (SELECT kb.id FROM kb)
+FROM held AS h CROSS JOIN job AS j
+"""

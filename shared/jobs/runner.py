@@ -1,9 +1,13 @@
 """Running one pipeline step inside a Celery task: bounded retries, then a failed job.
 
-Transient engine errors are re-raised for the task's autoretry (jittered backoff) until the
-last allowed attempt; then, like any other error, the job is recorded as failed with its reason
-and accounting is asked to settle its reservation. Next tasks are published only here, after
-the step's transaction has committed.
+Transient engine errors, and Postgres being unreachable, are re-raised for the task's autoretry
+(jittered backoff) until the last allowed attempt; each transient engine failure leaves a
+``retry`` event, so the sweeper knows the job is retrying and, should it give up, why. Then,
+like any other error, the job is recorded as failed with its reason and accounting is asked to
+settle its reservation, except when the database itself is down: nothing can be recorded then,
+and the sweeper picks the job up once it is back. Next tasks are published only here, after
+the step's transaction has committed; a broker outage at that moment loses no job either, as
+the job's row says which step it waits for (:func:`shared.jobs.flow.next_task`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from functools import partial
 from typing import Any, TypeVar
 
 from celery import Celery, Task, signals
+from celery.exceptions import SoftTimeLimitExceeded
+from kombu.exceptions import OperationalError as KombuOperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from shared.db.models import Role
 from shared.engines import check_engine, make_client
@@ -25,13 +32,16 @@ from shared.engines.base import EngineClient
 from shared.engines.config import EngineConfig, engine_config
 from shared.errors import ConfigurationError, NotFoundError, TandemError, TransientError
 from shared.jobs.flow import NextTask, publish
-from shared.jobs.service import fail_job
+from shared.jobs.service import fail_job, record_retry
 from shared.metrics import ENGINE_DURATION, ENGINE_ERRORS
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 RETRYABLE = (TransientError, ConnectionError, TimeoutError)
+# Postgres unreachable (restarting, failing over, a dropped connection): the step is tried again
+# with backoff like a transient engine error, and no failure can be recorded meanwhile.
+DATABASE_DOWN = (OperationalError, InterfaceError)
 
 
 def run_step(
@@ -39,8 +49,20 @@ def run_step(
 ) -> dict[str, Any]:
     try:
         following = step()
+    except DATABASE_DOWN as error:
+        if task.request.retries < (task.max_retries or 0):
+            raise
+        # Recording the failure would meet the same dead connection: the job keeps its state,
+        # and the sweeper announces its step again once the database is back.
+        log.error("step %s of job %s gave up, database unreachable: %s", task.name, job_id, error)
+        return {"job_id": job_id, "next": []}
+    except SoftTimeLimitExceeded:
+        # The step ran out of its time, not into a bug: reported as a timeout.
+        limit = task.soft_time_limit or task.app.conf.task_soft_time_limit
+        following = fail_job(job_id, "timeout", f"{task.name} ran past its time limit ({limit} s)")
     except RETRYABLE as error:
         if task.request.retries < (task.max_retries or 0):
+            note_retry(job_id, task.name, task.request.retries + 1, error)
             raise
         following = fail_job(job_id, "retries_exhausted", f"{type(error).__name__}: {error}")
     except NotFoundError:
@@ -51,8 +73,23 @@ def run_step(
     except Exception as error:  # a bug must not leave the job running with its money held
         log.exception("step %s of job %s crashed", task.name, job_id)
         following = fail_job(job_id, "internal_error", f"{type(error).__name__}: {error}")
-    publish(app, following)
+    try:
+        publish(app, following)
+    except KombuOperationalError as error:
+        # Committed, but the broker is unreachable: the job's row says what it waits for, and
+        # the sweeper announces it once the broker is back.
+        log.error("job %s: next step not published (%s); the sweeper will", job_id, error)
     return {"job_id": job_id, "next": [t.name.value for t in following]}
+
+
+def note_retry(job_id: str, task: str, attempt: int, error: BaseException) -> None:
+    """Mark the job as retrying (the sweeper leaves it alone and, should it give up, keeps the
+    cause); best effort: the retry must happen even if this cannot be written."""
+    code = error.code if isinstance(error, TandemError) else type(error).__name__
+    try:
+        record_retry(job_id, task=task, attempt=attempt, code=code, error=str(error)[:2000])
+    except (*DATABASE_DOWN, NotFoundError):
+        log.warning("job %s: retry %d of %s not recorded", job_id, attempt, task)
 
 
 class _EngineLoop:
@@ -79,7 +116,7 @@ class _EngineLoop:
 
     def run(self, config: EngineConfig, call: Callable[[EngineClient], Awaitable[T]]) -> T:
         loop = self._ensure()
-        key = repr(config)  # settings are re-read per call: a changed config gets a new client
+        key = config.key  # a changed configuration gets a client of its own
 
         async def go() -> T:
             client = self._clients.get(key)

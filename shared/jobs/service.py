@@ -1,21 +1,19 @@
 """Step helpers every pipeline service uses: record a call once, fail or cancel a job.
 
-A step is: lock the job, see whether this step is already recorded (then only re-announce the
-next task if the job is still waiting for it), otherwise do the work and record it under the
-unique (job_id, step) key together with the job's new state, in one transaction. Engine calls
-run outside any transaction; their result is recorded in a second, short one.
+The step template itself (read, engine call, one recording transaction) is
+:mod:`shared.jobs.steps`; these are its parts that accounting and the API use too.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from shared.costs import call_cost
-from shared.db.models import Job, JobStatus, Role
+from shared.costs import CallCost, call_cost
+from shared.db.models import Job, JobStatus, Role, TerminationReason
 from shared.db.session import unit_of_work
 from shared.engines.base import Generation, ModelProfile
 from shared.errors import NotFoundError
@@ -40,13 +38,14 @@ def is_over(job: Job) -> bool:
     return JobStatus(job.status).terminal
 
 
-def cancel_if_requested(session: Session, job: Job, step: str) -> list[NextTask] | None:
+def cancel(job_id: uuid.UUID | str, step: str) -> list[NextTask]:
     """At a step boundary: a job whose cancellation was asked for stops here and is settled."""
-    if not job.cancel_requested:
-        return None
-    transition(session, job, JobStatus.CANCELLED, at_step=step)
-    job.finished_at = datetime.now(UTC)
-    return [settle_task(job.id)]
+    with unit_of_work() as session:
+        job = locked(session, job_id)
+        if is_over(job):
+            return []
+        transition(session, job, JobStatus.CANCELLED, at_step=step)
+    return [settle_task(job_id)]
 
 
 def record_call(
@@ -60,9 +59,12 @@ def record_call(
     level: int | None,
     generation: Generation,
     output_text: str | None,
-) -> bool:
-    """Record a step's engine call with its cost; False if the step was already recorded."""
-    cost = call_cost(profile, generation.prompt_tokens, generation.generated_tokens)
+) -> CallCost | None:
+    """Record a step's engine call with its cost at ``profile``'s prices (the job's); None if
+    the step was already recorded."""
+    cost = call_cost(
+        profile, generation.prompt_tokens, generation.generated_tokens, generation.cached_tokens
+    )
     inserted = repo.insert_call(
         session,
         {
@@ -74,6 +76,7 @@ def record_call(
             "level": level,
             "prompt_tokens": generation.prompt_tokens,
             "generated_tokens": generation.generated_tokens,
+            "cached_tokens": min(generation.cached_tokens, generation.prompt_tokens),
             "latency_ms": generation.latency_s * 1000.0,
             "flops_prompt": cost.flops_prompt,
             "flops_generated": cost.flops_generated,
@@ -92,7 +95,40 @@ def record_call(
             cost=cost.cost,
             flops=cost.flops_prompt + cost.flops_generated,
         )
-    return inserted
+    return cost if inserted else None
+
+
+def enter_execution(
+    session: Session,
+    job: Job,
+    level: int,
+    tokens: int,
+    reason: TerminationReason,
+    at: datetime | None = None,
+) -> None:
+    """Fix the insights the answer is conditioned on (level ``level``, ``tokens`` insight
+    tokens) and why the insights stopped there, and move the locked job to executing."""
+    job.truncation_level = level
+    job.truncation_tokens = tokens
+    job.termination_reason = reason.value
+    transition(session, job, JobStatus.EXECUTING, level=level, at=at, reason=reason.value)
+
+
+def record_retry(
+    job_id: uuid.UUID | str, *, task: str, attempt: int, code: str, error: str
+) -> None:
+    """A step failed transiently and will be tried again: one event, the job row untouched."""
+    with unit_of_work() as session:
+        repo.add_retry_event(session, uuid.UUID(str(job_id)), task, attempt, code, error)
+
+
+def mark_failed(session: Session, job: Job, code: str, message: str) -> None:
+    """Record ``job`` (locked) as failed with its reason: its status, event and error fields.
+
+    The API uses it for a submission whose first message could not be published."""
+    transition(session, job, JobStatus.FAILED, error_code=code, message=message[:2000])
+    job.error_code = code
+    job.error_message = message
 
 
 def fail_job(job_id: uuid.UUID | str, code: str, message: str) -> list[NextTask]:
@@ -101,12 +137,19 @@ def fail_job(job_id: uuid.UUID | str, code: str, message: str) -> list[NextTask]
         job = locked(session, job_id)
         if is_over(job):
             return []
-        transition(session, job, JobStatus.FAILED, error_code=code, message=message[:2000])
-        job.error_code = code
-        job.error_message = message
-        job.finished_at = datetime.now(UTC)
+        mark_failed(session, job, code, message)
     log.warning("job %s failed: %s: %s", job_id, code, message)
     return [settle_task(job_id)]
 
 
-__all__ = ["add_event", "cancel_if_requested", "fail_job", "is_over", "locked", "record_call"]
+__all__ = [
+    "add_event",
+    "cancel",
+    "enter_execution",
+    "fail_job",
+    "is_over",
+    "locked",
+    "mark_failed",
+    "record_call",
+    "record_retry",
+]

@@ -1,13 +1,14 @@
-"""The job state machine (DESIGN.md §2): allowed transitions, each one an event row.
+"""The job state machine: allowed transitions, each one an event row.
 
 ``queued → coordinating(t) ⇄ scoring(t) → executing → settling → succeeded``, with
 ``failed``/``cancelled`` reachable from every live state. ``coordinating → coordinating`` is the
 fixed_level policy extending level after level without scoring; ``coordinating → executing`` is
-its last extension.
+its last extension. Diagram: docs/architecture.md, 'State machine of a job'.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -48,9 +49,19 @@ def add_event(
 
 
 def transition(
-    session: Session, job: Job, to: JobStatus, *, level: int | None = None, **data: Any
+    session: Session,
+    job: Job,
+    to: JobStatus,
+    *,
+    level: int | None = None,
+    at: datetime | None = None,
+    **data: Any,
 ) -> None:
-    """Move ``job`` to ``to`` (the caller holds its row lock) and append the event row."""
+    """Move ``job`` to ``to`` (the caller holds its row lock) and append the event row.
+
+    The one place a job's status changes: leaving ``queued`` for work writes ``started_at``
+    (``at``: when its first step began, if earlier than now), a terminal status ``finished_at``.
+    """
     current = JobStatus(job.status)
     if not can_transition(current, to):
         raise InvalidTransition(
@@ -60,7 +71,10 @@ def transition(
             to=to.value,
         )
     job.status = to.value
+    if current is JobStatus.QUEUED and not to.terminal:
+        job.started_at = at or datetime.now(UTC)
     if to.terminal:
+        job.finished_at = datetime.now(UTC)
         count_job_finished(session, job.policy, job.domain, to.value)
     session.add(
         JobEvent(

@@ -1,5 +1,5 @@
-"""Versioned prompt templates (DESIGN.md §1): the coordinator's insight prompt and the
-executor's prompt, per domain, with chat formatting per model family.
+"""Versioned prompt templates (docs/architecture.md, 'The method'): the coordinator's insight
+prompt and the executor's prompt, per domain, with chat formatting per model family.
 
 The version is recorded on every job (``jobs.prompt_version``), and
 :data:`TEMPLATE_OVERHEAD_TOKENS` bounds what a template adds to the question so admission can

@@ -1,31 +1,53 @@
 """Tenants and their API keys (shown once, stored as a SHA-256 hash, revocable)."""
 
-from shared.tenants.errors import AuthenticationFailed, Conflict, PermissionDenied
+from shared.tenants.errors import (
+    AuthenticationFailed,
+    Conflict,
+    KeyCapAboveTenant,
+    KeyExpired,
+    PermissionDenied,
+)
 from shared.tenants.service import (
+    KEY_LIMITS,
+    Caller,
     IssuedKey,
     authenticate,
+    authenticate_key,
+    caller_of,
     create_key,
     create_tenant,
+    get_key,
     get_tenant,
     hash_key,
     list_keys,
     list_tenants,
     revoke_key,
+    update_key,
     update_tenant,
+    well_formed,
 )
 
 __all__ = [
+    "KEY_LIMITS",
     "AuthenticationFailed",
+    "Caller",
     "Conflict",
     "IssuedKey",
+    "KeyCapAboveTenant",
+    "KeyExpired",
     "PermissionDenied",
     "authenticate",
+    "authenticate_key",
+    "caller_of",
     "create_key",
     "create_tenant",
+    "get_key",
     "get_tenant",
     "hash_key",
     "list_keys",
     "list_tenants",
     "revoke_key",
+    "update_key",
     "update_tenant",
+    "well_formed",
 ]

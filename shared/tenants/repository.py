@@ -28,13 +28,15 @@ def key_with_tenant(session: Session, key_hash: str) -> tuple[ApiKey, Tenant] | 
     return None if row is None else (row[0], row[1])
 
 
-def touch_key(session: Session, key_id: uuid.UUID, now: datetime) -> None:
-    """Record use at most once a minute, so authentication is not a write per request."""
+def touch_key(
+    session: Session, key_id: uuid.UUID, now: datetime, every: timedelta = timedelta(minutes=1)
+) -> None:
+    """Record use at most once per ``every``: concurrent requests of one key write once."""
     session.execute(
         update(ApiKey)
         .where(
             ApiKey.id == key_id,
-            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - timedelta(minutes=1)),
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - every),
         )
         .values(last_used_at=now)
     )
@@ -54,3 +56,27 @@ def key_by_id_or_prefix(session: Session, ref: str) -> ApiKey | None:
     except ValueError:
         return session.execute(select(ApiKey).where(ApiKey.prefix == ref)).scalar_one_or_none()
     return session.get(ApiKey, key_id)
+
+
+def valid_keys(session: Session, key_hashes: list[str]) -> dict[str, tuple[ApiKey, Tenant]]:
+    """Of ``key_hashes``, those still valid (not revoked, tenant active), with their key and
+    tenant as they are now: one statement re-checks every key an API process has cached. An
+    expired key is returned too: its caller is told it expired, not that it is unknown."""
+    rows = session.execute(
+        select(ApiKey, Tenant)
+        .join(Tenant, Tenant.id == ApiKey.tenant_id)
+        .where(ApiKey.key_hash.in_(key_hashes), ApiKey.revoked_at.is_(None), Tenant.active)
+    ).all()
+    return {key.key_hash: (key, tenant) for key, tenant in rows}
+
+
+def touch_keys(session: Session, key_hashes: list[str], now: datetime, every: timedelta) -> None:
+    """:func:`touch_key` for several keys at once, by hash."""
+    session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.key_hash.in_(key_hashes),
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - every),
+        )
+        .values(last_used_at=now)
+    )

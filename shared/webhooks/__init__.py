@@ -1,12 +1,16 @@
-"""Signed completion webhooks; accounting calls :func:`deliver_webhook` after settlement."""
+"""Signed completion webhooks, written to an outbox at settlement and delivered at least once
+by the webhooks service (:mod:`services.webhooks`)."""
 
 from shared.webhooks.delivery import (
     EVENT_HEADER,
     SIGNATURE_HEADER,
-    Delivery,
-    deliver_webhook,
+    Attempt,
+    deliver,
+    deliver_task,
+    outbox_task,
     payload,
     post_signed,
+    relay,
     sign,
     verify_signature,
 )
@@ -15,11 +19,14 @@ from shared.webhooks.settings import WebhookSettings
 __all__ = [
     "EVENT_HEADER",
     "SIGNATURE_HEADER",
-    "Delivery",
+    "Attempt",
     "WebhookSettings",
-    "deliver_webhook",
+    "deliver",
+    "deliver_task",
+    "outbox_task",
     "payload",
     "post_signed",
+    "relay",
     "sign",
     "verify_signature",
 ]

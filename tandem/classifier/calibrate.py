@@ -30,7 +30,7 @@ LAST_LEVEL_TARGET = "last-level"
 class CalibrationSettings:
     target: str = COORDINATOR_TARGET  # "coordinator", "last-level" or an accuracy
     lam: float | None = None
-    cost: str = "flops"  # "flops" (generated, the paper's) or "money"
+    cost: str = "flops"  # "flops" (generated, the paper's), "total-flops" or "money"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> CalibrationSettings:

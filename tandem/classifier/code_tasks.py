@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 
-from shared.datasets import Split, TaskRecord, split_of
 from tandem.classifier.sandbox import Limits, run_python
+from tandem.datasets import Split, TaskRecord, split_of
 
 HUMANEVAL = "humaneval"
 

@@ -1,12 +1,14 @@
 """Collect: run the serving path's steps for every question and level, and write what happened.
 
-Per question, level by level, exactly as a ``tandem`` job would (DESIGN.md §1): the coordinator
+Per question, level by level, exactly as a ``tandem`` job would: the coordinator
 extends its insights with :func:`shared.prompts.insight_prompt` to the level's cumulative
 budget (extending, never regenerating); the scorer's engine returns the prompt log-probs of
 :func:`shared.prompts.executor_prompt`; the executor answers that same prompt and the answer
 the job would extract is graded. The coordinator also answers once without insights
 (``llm_only``). Engines are reached through :func:`shared.engines.make_client`, so any
-configured engine works: the local server, TGI, or an OpenAI-compatible one.
+configured engine works: the local server, TGI, or an OpenAI-compatible one. The algorithm
+and where collecting sits in the classifier's life: docs/architecture.md, 'The method',
+'Classifier life cycle'.
 
 The output (:mod:`tandem.classifier.collected`) is appended one question per line as each
 finishes, so an interrupted run resumes where it stopped: questions already in the file are
@@ -22,7 +24,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.datasets import TaskRecord
 from shared.db.models import Role
 from shared.engines import check_engine, make_client
 from shared.engines.base import EngineClient, Generation
@@ -41,6 +42,7 @@ from tandem.classifier.collected import (
     read_collected,
 )
 from tandem.classifier.questions import grade_output, prompt_domain
+from tandem.datasets import TaskRecord
 
 # The coordinator finished its insights by itself (as services.coordinator decides it).
 
@@ -120,6 +122,10 @@ def make_header(
     )
 
 
+def _call(generation: Generation) -> Call:
+    return Call(generation.prompt_tokens, generation.generated_tokens, generation.cached_tokens)
+
+
 def _mean_logprob(generation: Generation) -> float | None:
     values = [
         t.logprob
@@ -143,7 +149,7 @@ async def answer(
         text=generation.text,
         answer=extracted,
         correct=right,
-        call=Call(generation.prompt_tokens, generation.generated_tokens),
+        call=_call(generation),
         mean_logprob=_mean_logprob(generation),
         finish_reason=generation.finish_reason,
     )
@@ -171,7 +177,7 @@ async def collect_question(
             generation, finished = extended.generation, extended.finished
             insights += extended.text
             insight_tokens += generation.generated_tokens
-            extension = Call(generation.prompt_tokens, generation.generated_tokens)
+            extension = _call(generation)
         previous = results[-1] if results else None
         if previous is not None and extension is None:
             # Same insights as the level before (the coordinator had finished): same prompt.
@@ -189,7 +195,7 @@ async def collect_question(
                 insight_tokens=insight_tokens,
                 insight_chars=len(insights),
                 finished=finished,
-                scoring=Call(scored.prompt_tokens, scored.generated_tokens),
+                scoring=_call(scored),
                 logprobs=tuple(t.logprob for t in scored.prompt_logprobs),
                 answer=executed,
             )

@@ -145,13 +145,22 @@ class Call:
 
     prompt_tokens: int
     generated_tokens: int
+    # Of the prompt tokens, those the engine served from its prefix cache (priced as cached).
+    cached_tokens: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"prompt_tokens": self.prompt_tokens, "generated_tokens": self.generated_tokens}
+        data = {"prompt_tokens": self.prompt_tokens, "generated_tokens": self.generated_tokens}
+        if self.cached_tokens:  # absent: none (files collected without a prefix cache)
+            data["cached_tokens"] = self.cached_tokens
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Call:
-        return cls(int(data["prompt_tokens"]), int(data["generated_tokens"]))
+        return cls(
+            int(data["prompt_tokens"]),
+            int(data["generated_tokens"]),
+            int(data.get("cached_tokens", 0)),
+        )
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,17 @@
 Rows: the coordinator alone, the executor alone (level 0), each fixed insight level, a cascade
 baseline (the executor first; the coordinator answers when the executor's mean generated-token
 log-prob is below a threshold fitted on validation by the calibration objective) and Tandem with
-the model's thresholds. Each with accuracy, mean generated tokens per model, scoring passes,
+the version's own stop rule. Each with accuracy, mean generated tokens per model, scoring passes,
 FLOPs (2 · parameters · tokens; generated and prompt apart), money, and cost as a share of the
 coordinator alone. Written to a results folder as ``table.md``, ``results.json`` and
 ``cost_vs_accuracy.png``, and ``savings_baseline.json``: the coordinator alone's mean cost per
 question by job domain, the file ``TANDEM_SAVINGS_BASELINE_FILE`` takes for the savings report.
 A model evaluated on a file of another domain than it was trained on is the cross-domain test
-(no retraining).
+(no retraining). Next to the table, ``frontier.md``/``.json``/``.png`` hold the honest frontier
+(:mod:`tandem.classifier.frontier`): the stop rules (the paper's thresholds and the lookahead
+rule, each over a sweep of cost weights) against the best mixture of fixed levels at equal cost
+and the oracle, with bootstrap intervals, per-level AUROC beside the best single feature, and
+generated FLOPs, total FLOPs and money.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from shared.classifier import read_metadata
+from shared.classifier import ModelMetadata, read_metadata
+from shared.classifier.rules import THRESHOLD, StopRule, calibrated_for
+from shared.classifier.runtime import Served
 from tandem.classifier.calibrate import (
     CalibrationSettings,
     has_coordinator_alone,
@@ -36,6 +42,8 @@ from tandem.classifier.collected import (
     read_collected,
     validation_questions,
 )
+from tandem.classifier.frontier import compute_frontier, write_frontier
+from tandem.classifier.lookahead import train_questions
 from tandem.classifier.model_files import read_card, update_card
 from tandem.classifier.policies import (
     CostModel,
@@ -137,9 +145,11 @@ def markdown(evaluation: Evaluation) -> str:
         "",
         f"{meta['test_questions']} test questions; coordinator `{meta['coordinator']}`, "
         f"executor `{meta['executor']}`; prompts {meta['prompt_version']}; levels "
-        f"{meta['levels']}; Tandem thresholds {meta['thresholds']}. Computed offline from the "
+        f"{meta['levels']}; Tandem's stop rule {meta['stop_rule']} (thresholds "
+        f"{meta['thresholds']}). Computed offline from the "
         "collected file (no engine calls). FLOPs = 2 · parameters · generated tokens (prompt "
-        "FLOPs apart); the cost share is of the coordinator alone's generated FLOPs and money.",
+        "FLOPs apart, counting only prompt tokens the engine's prefix cache did not serve); "
+        "the cost share is of the coordinator alone's generated FLOPs and money.",
         "",
         "| method | accuracy | coordinator tokens | executor tokens | scoring passes "
         "| GFLOPs (generated) | GFLOPs (prompt) | $ per 1k questions | FLOPs vs coordinator "
@@ -243,6 +253,20 @@ def _engines(header: CollectHeader) -> dict[str, str]:
     return {"coordinator": header.coordinator.model, "executor": header.executor.model}
 
 
+def version_rule(metadata: ModelMetadata, levels: Sequence[int]) -> StopRule:
+    """The stop rule the version declares, for a file collected at ``levels``: the scorer's
+    own (:class:`shared.classifier.runtime.Served`)."""
+    served = Served(metadata.thresholds, metadata.levels, metadata.stop_rule)
+    if metadata.levels is not None and not calibrated_for(metadata.levels, levels):
+        kind = (metadata.stop_rule or {}).get("kind", THRESHOLD)
+        if kind != THRESHOLD:
+            raise ValueError(
+                f"{metadata.version} was calibrated on levels {list(metadata.levels)}; its "
+                f"{kind} rule cannot replay a file collected at {list(levels)}"
+            )
+    return served.rule_for(levels)
+
+
 def evaluate_model(model: Path, collected: Path, results_dir: Path) -> Evaluation:
     header, questions = read_collected(collected)
     test = of_split(questions, "test")
@@ -284,7 +308,8 @@ def evaluate_model(model: Path, collected: Path, results_dir: Path) -> Evaluatio
         )
 
     scores = score_questions(model, test)
-    outcomes = [tandem(q, scores[i], metadata.thresholds) for i, q in enumerate(test)]
+    rule = version_rule(metadata, header.levels)
+    outcomes = [tandem(q, scores[i], rule) for i, q in enumerate(test)]
     rows.append(
         summarise(
             TANDEM,
@@ -299,6 +324,8 @@ def evaluate_model(model: Path, collected: Path, results_dir: Path) -> Evaluatio
         "model": str(model),
         "model_version": metadata.version,
         "thresholds": list(metadata.thresholds),
+        "stop_rule": rule.kind,
+        "schedule": None if metadata.levels is None else list(metadata.levels),
         "collected": collected.name,
         "collected_path": str(collected),
         "test_questions": len(test),
@@ -326,6 +353,17 @@ def evaluate_model(model: Path, collected: Path, results_dir: Path) -> Evaluatio
         (results_dir / "savings_baseline.json").write_text(
             json.dumps(savings_baseline(test, costs, source), indent=2) + "\n", encoding="utf-8"
         )
+    frontier = compute_frontier(
+        test,
+        validation,
+        scores,
+        score_questions(model, validation),
+        rule,
+        costs,
+        train=train_questions(questions),
+        fit_measure=settings.cost,
+    )
+    write_frontier(frontier, results_dir, f"{metadata.version} on {collected.name}")
     tandem_row = evaluation.row(TANDEM)
     update_card(
         model,

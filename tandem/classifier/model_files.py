@@ -1,9 +1,10 @@
 """A trained classifier on disk: the ONNX file and its card, a JSON file next to it.
 
-The ONNX metadata is what serving reads (feature list, version, thresholds, data hash); the card
-(``model.onnx`` → ``model.json``) is for people and for ``activate``: what the model was trained
-on (the collected file's engines and prompt version), its training metrics, how its thresholds
-were fitted, and its evaluation. Calibration writes the thresholds to both.
+The ONNX metadata is what serving reads (feature list, version, level schedule, thresholds,
+stop rule, data hash); the card (``model.onnx`` → ``model.json``) is for people and for
+``activate``: what the model was trained on (the collected file's engines and prompt version),
+its training metrics, how its thresholds were fitted, and its evaluation. Calibration writes the
+thresholds to both, ``tandem classifier rule`` the schedule and the stop rule.
 """
 
 from __future__ import annotations
@@ -12,17 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from shared.classifier.cards import card_path, read_card
 
-def card_path(model: Path) -> Path:
-    return model.with_suffix(".json")
-
-
-def read_card(model: Path) -> dict[str, Any]:
-    path = card_path(model)
-    if not path.exists():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else {}
+__all__ = ["card_path", "read_card", "set_metadata", "set_thresholds", "update_card"]
 
 
 def update_card(model: Path, **sections: Any) -> dict[str, Any]:
@@ -32,16 +25,17 @@ def update_card(model: Path, **sections: Any) -> dict[str, Any]:
     return card
 
 
-def set_thresholds(model: Path, thresholds: list[float]) -> None:
-    """Replace the thresholds in the ONNX metadata (the graph itself is untouched)."""
+def set_metadata(model: Path, **values: Any) -> None:
+    """Replace (or add) ONNX metadata entries, each stored as JSON; the graph is untouched."""
     import onnx
 
     graph = onnx.load(str(model))
-    for prop in graph.metadata_props:
-        if prop.key == "thresholds":
-            prop.value = json.dumps(thresholds)
-            break
-    else:
-        entry = graph.metadata_props.add()
-        entry.key, entry.value = "thresholds", json.dumps(thresholds)
+    props = {prop.key: prop for prop in graph.metadata_props}
+    for key, value in values.items():
+        entry = props.get(key) or graph.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
     onnx.save(graph, str(model))
+
+
+def set_thresholds(model: Path, thresholds: list[float]) -> None:
+    set_metadata(model, thresholds=thresholds)

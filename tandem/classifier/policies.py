@@ -2,14 +2,19 @@
 
 Nothing here calls an engine: the collected file holds every call a policy could make, with the
 engines' own token counts. Tandem is replayed with the scorer's own decision function
-(:func:`services.scorer.decision.decide`), so the offline rule is the serving rule: stop at the
-first level whose score reaches its threshold, when the insights finished, or at the last level;
-without a sufficient score, answer at the best-scoring level so far. (The serving path may also
+(:func:`shared.classifier.rules.decide_with`), so the offline rule is the serving rule: stop at
+the first level the version's rule finds sufficient (its score reaches its threshold, or, under
+the lookahead rule, no later level is worth its cost), when the insights finished, or at the last
+level; otherwise answer at the best-scoring level so far. (The serving path may also
 stop when the next level no longer fits a job's reservation; offline there is no reservation.)
 
 Cost follows :mod:`shared.costs`: FLOPs = 2 · parameters · tokens, generated and prompt kept
-apart; money from each model's prices. The scoring passes (one forward pass of the executor's
-model over its prompt, one generated token) are charged to Tandem.
+apart; money from each model's prices. Prompt tokens the engine served from its prefix cache
+(recorded per call) were not computed: prompt FLOPs count only the computed ones, and money
+charges the cached ones at the cached price. That is what prefix reuse buys a policy that
+continues earlier work (each level re-sends the question and the insights so far). The scoring
+passes (one forward pass of the executor's model over its prompt, one generated token) are
+charged to Tandem.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from decimal import Decimal
 
-from services.scorer.decision import decide
+from shared.classifier.rules import LookaheadRule, StopRule, decide_with
 from shared.costs import call_cost
 from shared.engines.base import ModelProfile
 from tandem.classifier.collected import Call, CollectedQuestion, CollectHeader
@@ -34,21 +39,37 @@ class Spend:
     executor_generated: int = 0
     scorer_prompt: int = 0
     scorer_generated: int = 0
+    # Of the prompt tokens above, those served from the engine's prefix cache.
+    coordinator_cached: int = 0
+    executor_cached: int = 0
+    scorer_cached: int = 0
 
     def __add__(self, other: Spend) -> Spend:
         return Spend(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Spend)))
 
 
 def coordinator_call(call: Call) -> Spend:
-    return Spend(coordinator_prompt=call.prompt_tokens, coordinator_generated=call.generated_tokens)
+    return Spend(
+        coordinator_prompt=call.prompt_tokens,
+        coordinator_generated=call.generated_tokens,
+        coordinator_cached=call.cached_tokens,
+    )
 
 
 def executor_call(call: Call) -> Spend:
-    return Spend(executor_prompt=call.prompt_tokens, executor_generated=call.generated_tokens)
+    return Spend(
+        executor_prompt=call.prompt_tokens,
+        executor_generated=call.generated_tokens,
+        executor_cached=call.cached_tokens,
+    )
 
 
 def scorer_call(call: Call) -> Spend:
-    return Spend(scorer_prompt=call.prompt_tokens, scorer_generated=call.generated_tokens)
+    return Spend(
+        scorer_prompt=call.prompt_tokens,
+        scorer_generated=call.generated_tokens,
+        scorer_cached=call.cached_tokens,
+    )
 
 
 @dataclass(frozen=True)
@@ -71,26 +92,46 @@ class CostModel:
         )
 
     def flops_prompt(self, spend: Spend) -> float:
+        """Computed prompt tokens only: the prefix cache served the others."""
         return 2.0 * (
-            self.coordinator.parameters * spend.coordinator_prompt
-            + self.executor.parameters * spend.executor_prompt
-            + self.scorer.parameters * spend.scorer_prompt
+            self.coordinator.parameters * (spend.coordinator_prompt - spend.coordinator_cached)
+            + self.executor.parameters * (spend.executor_prompt - spend.executor_cached)
+            + self.scorer.parameters * (spend.scorer_prompt - spend.scorer_cached)
         )
+
+    def flops_total(self, spend: Spend) -> float:
+        """Prompt and generated FLOPs together: what the hardware computes."""
+        return self.flops_generated(spend) + self.flops_prompt(spend)
 
     def money(self, spend: Spend) -> Decimal:
         return (
-            call_cost(self.coordinator, spend.coordinator_prompt, spend.coordinator_generated).cost
-            + call_cost(self.executor, spend.executor_prompt, spend.executor_generated).cost
-            + call_cost(self.scorer, spend.scorer_prompt, spend.scorer_generated).cost
+            call_cost(
+                self.coordinator,
+                spend.coordinator_prompt,
+                spend.coordinator_generated,
+                spend.coordinator_cached,
+            ).cost
+            + call_cost(
+                self.executor,
+                spend.executor_prompt,
+                spend.executor_generated,
+                spend.executor_cached,
+            ).cost
+            + call_cost(
+                self.scorer, spend.scorer_prompt, spend.scorer_generated, spend.scorer_cached
+            ).cost
         )
 
     def metric(self, name: str) -> Callable[[Spend], float]:
-        """The cost measure thresholds are fitted against: ``flops`` (generated) or ``money``."""
+        """The cost measure thresholds are fitted against: ``flops`` (generated, the paper's),
+        ``total-flops`` (prompt + generated) or ``money``."""
         if name == "flops":
             return self.flops_generated
+        if name == "total-flops":
+            return self.flops_total
         if name == "money":
             return lambda spend: float(self.money(spend))
-        raise ValueError(f"unknown cost measure {name!r}; use flops or money")
+        raise ValueError(f"unknown cost measure {name!r}; use flops, total-flops or money")
 
 
 @dataclass(frozen=True)
@@ -132,21 +173,20 @@ def fixed_level(question: CollectedQuestion, level: int) -> Outcome:
     return Outcome(result.answer.correct, spend, level, level)
 
 
-def threshold_at(thresholds: Sequence[float], level: int) -> float:
-    """tau[level]; levels past the fitted list reuse the last (as the serving runtime does)."""
-    return thresholds[min(level, len(thresholds) - 1)]
-
-
 def tandem_levels(
-    scores: Sequence[float], thresholds: Sequence[float], finished: Sequence[bool]
+    rule: StopRule,
+    scores: Sequence[float],
+    vectors: Sequence[Sequence[float]],
+    budgets: Sequence[int],
+    finished: Sequence[bool],
 ) -> tuple[int, int]:
     """(the level the coordinator stopped at, the level the executor answers at)."""
-    last = len(scores) - 1
-    for level in range(last + 1):
-        decision = decide(
+    for level in range(len(scores)):
+        decision = decide_with(
+            rule,
             list(scores[: level + 1]),
-            threshold_at(thresholds, level),
-            last_level=last,
+            vectors[level],
+            budgets,
             insights_finished=finished[level],
             next_affordable=True,
         )
@@ -157,10 +197,22 @@ def tandem_levels(
 
 
 def tandem(
-    question: CollectedQuestion, scores: Sequence[float], thresholds: Sequence[float]
+    question: CollectedQuestion,
+    scores: Sequence[float],
+    rule: StopRule,
+    vectors: Sequence[Sequence[float]] | None = None,
 ) -> Outcome:
-    stop, chosen = tandem_levels(scores, thresholds, [r.finished for r in question.levels])
-    result = question.levels[chosen]
+    """Tandem under a version's stop rule (thresholds or lookahead), replayed level by level;
+    ``vectors`` are the question's feature vectors per level when already computed."""
+    results = question.levels
+    if vectors is None:
+        # Only the lookahead rule reads the features; the threshold rule needs the score alone.
+        lookahead = isinstance(rule, LookaheadRule)
+        vectors = [r.features() if lookahead else [] for r in results]
+    stop, chosen = tandem_levels(
+        rule, scores, vectors, [r.budget for r in results], [r.finished for r in results]
+    )
+    result = results[chosen]
     spend = (
         extensions_up_to(question, stop)
         + scoring_up_to(question, stop)

@@ -1,6 +1,6 @@
 """Where collected questions come from, which prompt they get, and how an answer is graded.
 
-A question source is a generated domain of :mod:`shared.datasets` (``arithmetic``, ``math``,
+A question source is a generated domain of :mod:`tandem.datasets` (``arithmetic``, ``math``,
 ``lists``), ``humaneval`` (:mod:`tandem.classifier.code_tasks`), or a user's JSONL file, one
 object per line::
 
@@ -8,7 +8,8 @@ object per line::
      "grader": "math", "split": "test"}
 
 - ``id``: unique within the file (collect resumes by it);
-- ``domain``: picks the prompt template: ``math`` (and ``arithmetic``, ``catalog``), ``code``,
+- ``domain``: picks the prompt template: ``math`` (and ``arithmetic``, ``catalog``, ``shop``,
+  ``ages``), ``code``,
   anything else the ``general`` template;
 - ``reference``: the exact answer as text; ``grader``: ``math`` (numbers compared after
   normalising: ``1,200`` = ``1200.0``, ``3/4`` = ``0.75`` = ``\\frac{3}{4}``), ``list``, or
@@ -27,7 +28,6 @@ import json
 from pathlib import Path
 
 from shared.answers import extract_answer
-from shared.datasets import ANSWER_GRADERS, GENERATORS, Split, TaskRecord, generate, split_of
 from shared.db.models import Domain
 from tandem.classifier.code_tasks import (
     HUMANEVAL,
@@ -36,13 +36,19 @@ from tandem.classifier.code_tasks import (
     humaneval_records,
     parse_reference,
 )
+from tandem.datasets import ANSWER_GRADERS, GENERATORS, Split, TaskRecord, generate, split_of
 
 REQUIRED_FIELDS = ("id", "domain", "question", "reference", "grader")
 CODE_GRADER = "code"
 GRADER_NAMES = (*sorted(ANSWER_GRADERS), CODE_GRADER)
 
 # Dataset domains whose name is not a prompt template's.
-_PROMPT_DOMAINS: dict[str, Domain] = {"arithmetic": Domain.MATH, "catalog": Domain.MATH}
+_PROMPT_DOMAINS: dict[str, Domain] = {
+    "arithmetic": Domain.MATH,
+    "catalog": Domain.MATH,
+    "shop": Domain.MATH,
+    "ages": Domain.MATH,
+}
 
 
 class QuestionFileError(ValueError):

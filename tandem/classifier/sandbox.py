@@ -1,23 +1,38 @@
-"""Run a model's code, with a task's tests, in a separate and confined Python process.
+"""Run a model's code, with a task's tests, in a separate, unprivileged and confined process tree.
 
-Never in the caller's process. The child is confined in layers, so that no single one has to
-hold alone:
+Nothing guards the code from inside its own interpreter (a hook there can be reached and
+switched off by the code it guards); the confinement is the operating system's, set up by a
+short launcher in the child before the program is read:
 
-- limits (``setrlimit``): CPU seconds, address space, size of any file written, no core
-  dumps; plus a wall-clock timeout after which its whole process group is killed;
-- a scratch directory as its working directory and home, removed afterwards; its output goes to
-  a file there (bounded by the file-size limit), never into the caller's memory;
-- where the OS allows it, a network namespace of its own (no interface but a downed loopback)
-  and, when started as root, the ``nobody`` user, so the filesystem's own permissions refuse
-  writes outside the scratch directory (the standard modules answers commonly use are imported
-  before that, since the interpreter's files may not be readable by ``nobody``);
-- an audit hook (PEP 578) that refuses writes, renames and deletions outside the scratch
-  directory, sockets, new processes and ``ctypes``.
+- its own user id, unused by anything else (when the grader runs as root, as the stack and CI
+  do): the filesystem's permissions refuse writes outside its scratch space, it can signal no
+  other process, and ``RLIMIT_NPROC`` counts exactly its own processes, so a fork bomb stops
+  at ``Limits.processes``;
+- a mount namespace of its own: its scratch space is a private ``tmpfs`` of ``Limits.disk_mb``
+  mounted on ``/tmp`` (also its working directory and home), and the other world-writable
+  places (``/var/tmp``, ``/dev/shm``, ``/run/lock``) are read-only and empty;
+- a network namespace of its own: no interface but a downed loopback;
+- limits (``setrlimit``): CPU seconds, address space, size of any file written, open files,
+  no core dumps;
+- a wall-clock deadline, at which (and after every run) every process of its user id is
+  killed with one ``kill(-1, SIGKILL)`` sent as that user: a ``setsid()`` or double-forked
+  grandchild dies with the rest. Without root, its process group is killed instead, and the
+  user id, process count and private ``/tmp`` are not available (the network namespace is,
+  through a user namespace, where the kernel allows it).
+
+The program arrives on standard input, never in a file the child can read again, and passing
+means reaching the end: the child prints a random completion token after the program has run
+to its end, so ``sys.exit(0)`` or ``os._exit(0)`` in an answer does not pass. (The token lives
+in the process it guards: code written to hunt for it through the launcher's frame could print
+it; what such code can reach or damage is what the confinement above bounds.) Output goes to a
+file of the grader's, bounded by the file-size limit, and only its end is read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -26,27 +41,62 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-PASSED, FAILED, TIMEOUT, BLOCKED, MEMORY = "passed", "failed", "timeout", "blocked", "memory"
-NOBODY = 65534
+PASSED, FAILED, TIMEOUT, MEMORY = "passed", "failed", "timeout", "memory"
 
-# Runs in the child: limits, isolation, the audit hook, then the program. Kept free of the
-# project's imports: the child starts with -I -S (no site-packages, no environment).
-_GUARD = r"""
-import os, resource, sys
+# User ids of sandboxed runs: far above any the system allocates, one per run.
+UID_BASE, UID_SPAN = 1 << 22, 1 << 20
 
-scratch, program, cpu_s, memory_b, file_b, drop = (
-    sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]),
-    sys.argv[6] == "1",
+# Runs in the child as root (or as the caller), before the program: namespaces, mounts,
+# limits, the user id; then it reads the token and the program from stdin and runs it. Kept
+# free of the project's imports: the child starts with -I -S (no site-packages, no env).
+_LAUNCHER = r"""
+import ctypes, os, resource, sys
+
+uid, cpu_s, memory_b, file_b, disk_b, processes, SETUP_FAILED = (
+    int(a) for a in sys.argv[1:8]
 )
-resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
-resource.setrlimit(resource.RLIMIT_AS, (memory_b, memory_b))
-resource.setrlimit(resource.RLIMIT_FSIZE, (file_b, file_b))
-resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-sys.dont_write_bytecode = True
-with open(program, encoding="utf-8") as handle:
-    source = handle.read()
+root = os.geteuid() == 0
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 1, 2, 4, 0x4000, 0x40000
 
-# What answers and HumanEval's tests commonly import, loaded while the files are readable.
+
+def check(result, what):
+    if result != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"sandbox setup: {what}: {os.strerror(error)}")
+
+
+def mount(source, target, fstype, flags, data):
+    check(libc.mount(source, target, fstype, flags, data), f"mount {target!r}")
+
+
+def confine():
+    check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
+    mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
+    options = f"size={disk_b},mode=0700,uid={uid},gid={uid}".encode()
+    mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, options)
+    for path in (b"/var/tmp", b"/dev/shm", b"/run/lock"):
+        if os.path.isdir(path):
+            mount(b"tmpfs", path, b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, b"size=4k")
+
+
+if root:
+    try:
+        confine()
+    except OSError as error:  # never run the program less confined than promised
+        os.write(2, f"{error}\n".encode())
+        os._exit(SETUP_FAILED)
+    home = "/tmp"
+else:
+    libc.unshare(CLONE_NEWUSER | CLONE_NEWNET)  # best effort: not every kernel allows it
+    home = os.getcwd()
+os.chdir(home)
+os.environ.clear()
+os.environ.update({"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": home})
+
+# What answers and HumanEval's tests commonly import, loaded now: the interpreter's files may
+# not be readable by the sandbox's user.
 for name in ("abc", "array", "bisect", "calendar", "cmath", "collections", "contextlib",
              "copy", "dataclasses", "datetime", "decimal", "enum", "fractions", "functools",
              "hashlib", "heapq", "io", "itertools", "json", "math", "numbers", "operator",
@@ -56,69 +106,50 @@ for name in ("abc", "array", "bisect", "calendar", "cmath", "collections", "cont
         __import__(name)
     except ImportError:
         pass
+del ctypes, libc, check, mount
 
-try:
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
-    if libc.unshare(CLONE_NEWNET) != 0:
-        libc.unshare(CLONE_NEWUSER | CLONE_NEWNET)
-    del ctypes, libc
-    for name in [n for n in sys.modules if n.startswith(("ctypes", "_ctypes"))]:
-        del sys.modules[name]  # so that importing it again goes through the audit hook
-except Exception:
-    pass
-if drop:
+resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+resource.setrlimit(resource.RLIMIT_AS, (memory_b, memory_b))
+resource.setrlimit(resource.RLIMIT_FSIZE, (file_b, file_b))
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+if root:
+    resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
     os.setgroups([])
-    os.setgid(65534)
-    os.setuid(65534)
-
-root = os.path.realpath(scratch)
-WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-PATH_EVENTS = {
-    "os.chmod", "os.chown", "os.link", "os.mkdir", "os.remove", "os.rename", "os.rmdir",
-    "os.symlink", "os.truncate", "os.utime", "shutil.rmtree", "os.chdir", "os.chroot",
-}
-DENIED = (
-    "socket.", "subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-    "os.fork", "os.forkpty", "pty.", "ctypes.", "os.kill", "os.killpg", "signal.pthread_kill",
-    "sys.addaudithook", "os.startfile", "webbrowser.", "urllib.", "http.", "ftplib.",
-    "smtplib.", "telnetlib.",
-)
-BLOCKED_IMPORTS = {"ctypes", "_ctypes", "_posixsubprocess", "subprocess", "socket", "_socket",
-                   "multiprocessing", "pty"}
+    os.setgid(uid)
+    os.setuid(uid)
+sys.dont_write_bytecode = True
 
 
-def inside(path):
-    if isinstance(path, int):
-        return True  # an open file descriptor: judged when it was opened
-    try:
-        real = os.path.realpath(os.fsdecode(path))
-    except (TypeError, ValueError):
-        return False
-    return real == root or real.startswith(root + os.sep)
+
+def run():
+    # The token is a local of this frame, not a global of the module the program can import
+    # as __main__: reaching it takes deliberate frame walking, never an accidental exit.
+    data = b""
+    while chunk := os.read(0, 1 << 16):
+        data += chunk
+    os.close(0)
+    token, _, source = data.partition(b"\n")
+    code = compile(source.decode("utf-8", "replace"), "answer.py", "exec")
+    del data, source
+    finish = os.write
+    exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    finish(1, b"\n" + token + b"\n")
 
 
-def hook(event, args):
-    if event == "open":
-        path, mode, flags = args
-        writing = bool(mode and any(c in mode for c in "wax+")) or bool((flags or 0) & WRITE)
-        if writing and path is not None and not inside(path):
-            raise PermissionError(f"sandbox: no writing outside the scratch directory: {path}")
-    elif event in PATH_EVENTS:
-        for arg in args:
-            if isinstance(arg, (str, bytes, os.PathLike)) and not inside(arg):
-                raise PermissionError(f"sandbox: {event} outside the scratch directory: {arg}")
-    elif event == "import" and args[0] in BLOCKED_IMPORTS:
-        raise PermissionError(f"sandbox: importing {args[0]} is not allowed")
-    elif event.startswith(DENIED):
-        raise PermissionError(f"sandbox: {event} is not allowed")
-
-
-sys.addaudithook(hook)
-del hook, resource
-exec(compile(source, "answer.py", "exec"), {"__name__": "__main__"})
+run()
 """
+
+
+SETUP_FAILED = 71  # sysexits.h EX_OSERR: the launcher could not confine the child
+
+
+class SandboxUnavailable(RuntimeError):
+    """The OS refused the confinement (no mount or network namespace where root was expected,
+    as in a container without CAP_SYS_ADMIN): nothing is graded rather than graded unconfined
+    or failed for the wrong reason."""
 
 
 @dataclass(frozen=True)
@@ -127,13 +158,15 @@ class Limits:
     cpu_s: int = 10
     memory_mb: int = 1024
     file_mb: int = 16
+    disk_mb: int = 32
+    processes: int = 16
 
 
 @dataclass(frozen=True)
 class SandboxResult:
-    outcome: str  # passed, failed, timeout, blocked or memory
+    outcome: str  # passed, failed, timeout or memory
     returncode: int | None
-    output: str  # the end of what the program printed
+    output: str  # the end of what the program printed (without the completion token)
 
     @property
     def passed(self) -> bool:
@@ -145,11 +178,30 @@ def _interpreter() -> str:
     return getattr(sys, "_base_executable", None) or sys.executable
 
 
-def _outcome(returncode: int, output: str) -> str:
-    if returncode == 0:
+def _kill_tree(pid: int, uid: int | None) -> None:
+    """Kill everything the run started: as its user (every process of that uid, whatever
+    session or group it moved to: ``kill(-1)`` reaches exactly the processes a user may
+    signal), and its process group."""
+    if uid is not None:
+        # A forked child rather than a new program: the interpreter's files may not be
+        # readable by that user. The child only makes system calls before it exits.
+        killer = os.fork()
+        if killer == 0:
+            try:
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+                os.kill(-1, signal.SIGKILL)
+            finally:
+                os._exit(0)
+        os.waitpid(killer, 0)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _outcome(returncode: int, output: str, finished: bool) -> str:
+    if returncode == 0 and finished:
         return PASSED
-    if "PermissionError: sandbox:" in output:
-        return BLOCKED
     if "MemoryError" in output:
         return MEMORY
     if returncode in (-signal.SIGXCPU, -signal.SIGKILL):
@@ -158,17 +210,17 @@ def _outcome(returncode: int, output: str) -> str:
 
 
 def run_python(program: str, limits: Limits | None = None) -> SandboxResult:
-    """Run ``program``; it passes when it exits 0 (a test's assertion failing exits 1)."""
+    """Run ``program``; it passes when it runs to its end and exits 0 (a test's assertion
+    failing exits 1)."""
     limits = limits or Limits()
     scratch = Path(tempfile.mkdtemp(prefix="tandem-sandbox-"))
-    drop = os.geteuid() == 0
+    uid = UID_BASE + secrets.randbelow(UID_SPAN) if os.geteuid() == 0 else None
+    token = secrets.token_hex(16)
+    workdir = scratch / "work"
+    workdir.mkdir()
+    log = scratch / "output.txt"
+    process: subprocess.Popen[bytes] | None = None
     try:
-        (scratch / "guard.py").write_text(_GUARD, encoding="utf-8")
-        (scratch / "answer.py").write_text(program, encoding="utf-8")
-        if drop:
-            for path in (scratch, *scratch.iterdir()):
-                os.chown(path, NOBODY, NOBODY)
-        log = scratch / "output.txt"
         with log.open("wb") as output:
             process = subprocess.Popen(
                 [
@@ -176,32 +228,41 @@ def run_python(program: str, limits: Limits | None = None) -> SandboxResult:
                     "-I",
                     "-S",
                     "-B",
-                    str(scratch / "guard.py"),
-                    str(scratch),
-                    str(scratch / "answer.py"),
+                    "-c",
+                    _LAUNCHER,
+                    str(uid or 0),
                     str(limits.cpu_s),
-                    str(limits.memory_mb * 1024 * 1024),
-                    str(limits.file_mb * 1024 * 1024),
-                    "1" if drop else "0",
+                    str(limits.memory_mb << 20),
+                    str(limits.file_mb << 20),
+                    str(limits.disk_mb << 20),
+                    str(limits.processes),
+                    str(SETUP_FAILED),
                 ],
-                cwd=scratch,
-                env={"PATH": "/usr/bin:/bin", "HOME": str(scratch), "TMPDIR": str(scratch)},
-                stdin=subprocess.DEVNULL,
+                cwd=workdir,
+                env={"PATH": "/usr/bin:/bin"},
+                stdin=subprocess.PIPE,
                 stdout=output,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, killed as a whole
+                start_new_session=True,  # its own process group too
             )
             try:
-                returncode = process.wait(timeout=limits.timeout_s)
+                process.communicate(f"{token}\n{program}".encode(), timeout=limits.timeout_s)
                 timed_out = False
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                returncode = process.wait()
                 timed_out = True
+            finally:
+                _kill_tree(process.pid, uid)
+            returncode = process.wait()
         with log.open("rb") as handle:
             handle.seek(max(0, log.stat().st_size - 4000))
             text = handle.read().decode("utf-8", "replace")
-        outcome = TIMEOUT if timed_out else _outcome(returncode, text)
+        if returncode == SETUP_FAILED and "sandbox setup:" in text:
+            raise SandboxUnavailable(text.strip())
+        finished = text.rstrip("\n").endswith(token)
+        text = text.replace(f"\n{token}\n", "").replace(token, "")
+        outcome = TIMEOUT if timed_out else _outcome(returncode, text, finished)
         return SandboxResult(outcome, returncode, text)
     finally:
+        if process is not None and process.poll() is None:
+            _kill_tree(process.pid, uid)
         shutil.rmtree(scratch, ignore_errors=True)

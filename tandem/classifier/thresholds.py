@@ -149,16 +149,36 @@ class Calibration:
     settings_tried: int
 
 
-def fit_thresholds(
+@dataclass(frozen=True)
+class GridSweep:
+    """Every threshold setting of the grid with its accuracy and mean cost on one table."""
+
+    grid: np.ndarray  # [settings, levels]
+    accuracy: np.ndarray
+    cost: np.ndarray
+
+    def pick(self, objective: Objective) -> Calibration:
+        picked = choose(objective, self.accuracy, self.cost)
+        return Calibration(
+            thresholds=[float(v) for v in self.grid[picked.index]],
+            accuracy=float(self.accuracy[picked.index]),
+            cost=float(self.cost[picked.index]),
+            reached=picked.reached,
+            objective=objective.describe(),
+            settings_tried=len(self.grid),
+        )
+
+
+def sweep_grid(
     table: LevelTable,
-    objective: Objective,
     *,
     per_level: int = 12,
     max_settings: int = 200_000,
     batch: int = 4096,
     progress: bool = False,
-) -> Calibration:
-    """Search the grid exhaustively (fewer quantiles per level where it would be too large)."""
+) -> GridSweep:
+    """Replay the whole grid once (fewer quantiles per level where it would be too large), so
+    any number of objectives can pick from it."""
     from tqdm import tqdm
 
     levels = table.scores.shape[1]
@@ -177,16 +197,23 @@ def fit_thresholds(
             grids.append(grid)
             done += len(grid)
             bar.update(len(grid))
-    picked = choose(objective, accuracy, cost)
-    best = np.concatenate(grids)[picked.index]
-    return Calibration(
-        thresholds=[float(v) for v in best],
-        accuracy=float(accuracy[picked.index]),
-        cost=float(cost[picked.index]),
-        reached=picked.reached,
-        objective=objective.describe(),
-        settings_tried=total,
+    return GridSweep(np.concatenate(grids), accuracy, cost)
+
+
+def fit_thresholds(
+    table: LevelTable,
+    objective: Objective,
+    *,
+    per_level: int = 12,
+    max_settings: int = 200_000,
+    batch: int = 4096,
+    progress: bool = False,
+) -> Calibration:
+    """Search the grid exhaustively for the setting ``objective`` prefers."""
+    sweep = sweep_grid(
+        table, per_level=per_level, max_settings=max_settings, batch=batch, progress=progress
     )
+    return sweep.pick(objective)
 
 
 @dataclass(frozen=True)

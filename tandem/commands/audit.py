@@ -17,7 +17,7 @@ def job(
     """Print one job's truncation point, termination reason, scores, model calls and cost."""
     from shared.db.session import unit_of_work
     from shared.errors import NotFoundError
-    from shared.jobs.audit import job_audit
+    from shared.jobs.audit import job_audit, score_line
 
     try:
         with unit_of_work() as session:
@@ -32,6 +32,14 @@ def job(
         f"job {audit['job_id']}  {audit['status']}  policy {audit['policy']}  "
         f"domain {audit['domain']}  prompt {audit['prompt_version']}"
     )
+    if audit["shadow_of"]:
+        typer.echo(f"shadow run of job {audit['shadow_of']}, on the operator's account")
+    if audit["shadow"]:
+        shadow = audit["shadow"]
+        typer.echo(
+            f"shadow run {shadow['job_id']}  {shadow['status']}  cost {shadow['cost']} "
+            "(llm_only on the operator's account)"
+        )
     typer.echo(
         f"levels {audit['levels']}  thresholds {audit['thresholds']}  "
         f"classifier {audit['classifier_version']}"
@@ -43,10 +51,7 @@ def job(
         f"{audit['termination_reason']}"
     )
     for entry in audit["scores"]:
-        typer.echo(
-            f"  level {entry['level']}: score {entry['score']:.4f} "
-            f"threshold {entry['threshold']:.4f} -> {entry['decision']}"
-        )
+        typer.echo(f"  {score_line(entry)}")
     typer.echo(f"answer: {audit['answer']}")
     if audit["error"]:
         typer.echo(f"error: {audit['error']['code']}: {audit['error']['message']}")

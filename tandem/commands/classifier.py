@@ -1,10 +1,11 @@
-"""``tandem classifier collect|train|calibrate|evaluate|activate``: the sufficiency classifier.
+"""``tandem classifier collect|train|calibrate|rule|evaluate|activate``: the sufficiency classifier.
 
 One command per step, each reading the previous one's files::
 
     tandem classifier collect --dataset arithmetic --out .tandem/classifier/arith.jsonl
     tandem classifier train .tandem/classifier/arith.jsonl --out models/classifier/arith.onnx
     tandem classifier calibrate models/classifier/arith.onnx .tandem/classifier/arith.jsonl
+    tandem classifier rule models/classifier/arith.onnx .tandem/classifier/arith.jsonl
     tandem classifier evaluate models/classifier/arith.onnx .tandem/classifier/arith.jsonl
     tandem classifier activate models/classifier/arith.onnx
 
@@ -81,7 +82,6 @@ def collect(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Run every question through every level on the engines and record it all."""
-    from shared.datasets import Split
     from shared.errors import TandemError
     from tandem.classifier.collect import (
         CollectSummary,
@@ -92,6 +92,7 @@ def collect(
     from tandem.classifier.collect import collect as run_collect
     from tandem.classifier.collected import CollectedFileError
     from tandem.classifier.questions import QuestionFileError, load_questions
+    from tandem.datasets import Split
 
     try:
         splits = [Split(s) for s in split]
@@ -201,6 +202,35 @@ def calibrate(
 
 
 @app.command()
+def rule(
+    model: Path = typer.Argument(..., exists=True, dir_okay=False, help="ONNX model."),
+    collected: Path = typer.Argument(..., exists=True, dir_okay=False, help="Collected JSONL."),
+    kind: str = typer.Option(
+        "lookahead",
+        help="threshold (the paper's: the calibrated per-level thresholds) or lookahead "
+        "(beyond the paper: predicted gain of each later level against its cost).",
+    ),
+) -> None:
+    """Bind the model to the collected file's level schedule and a stop rule (in the file and
+    its card); lookahead's models are fitted on train, its lambda chosen on validation."""
+    from tandem.classifier.collected import CollectedFileError
+    from tandem.classifier.lookahead import install_rule
+
+    try:
+        fit = install_rule(model, collected, kind)
+    except (CollectedFileError, ValueError) as error:
+        _fail(str(error))
+        return
+    if fit is None:
+        console.print(f"{model}: the paper's threshold rule")
+        return
+    console.print(
+        f"{model}: lookahead rule, lambda {fit.rule.lam:g} ({fit.objective}); validation "
+        f"accuracy {fit.accuracy:.4f}, mean cost {fit.cost:.4g}"
+    )
+
+
+@app.command()
 def evaluate(
     model: Path = typer.Argument(..., exists=True, dir_okay=False, help="ONNX model."),
     collected: Path = typer.Argument(..., exists=True, dir_okay=False, help="Collected JSONL."),
@@ -246,7 +276,10 @@ def activate(
                 if model is not None
                 else activate_version(session, str(version))
             )
-            described = f"{row.version} (sha256 {row.sha256[:12]}, thresholds {row.thresholds})"
+            described = (
+                f"{row.version} (sha256 {row.sha256[:12]}, levels {row.levels}, stop rule "
+                f"{row.stop_rule.get('kind')}, thresholds {row.thresholds})"
+            )
     except TandemError as error:
         _fail(error.message)
         return

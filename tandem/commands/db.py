@@ -23,8 +23,20 @@ def alembic_config(database_url: str | None = None) -> Config:
 
 @app.command()
 def upgrade(revision: str = typer.Argument("head")) -> None:
-    """Upgrade the schema (default: to the latest revision)."""
+    """Upgrade the schema (default: to the latest revision); at the latest, give every
+    configured model with no price a row from the environment's prices."""
     command.upgrade(alembic_config(), revision)
+    if revision in ("head", "heads"):
+        from shared.db.session import unit_of_work
+        from shared.errors import ConfigurationError
+        from shared.prices import seed_from_environment
+
+        try:
+            with unit_of_work() as session:
+                for row in seed_from_environment(session):
+                    typer.echo(f"price of {row.model} seeded from the environment")
+        except ConfigurationError as exc:  # the API seeds on its first price read instead
+            typer.echo(f"prices not seeded: {exc.message}", err=True)
 
 
 @app.command()

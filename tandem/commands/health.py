@@ -59,6 +59,16 @@ def check_local(app: Celery, service: Service, timeout_s: float) -> dict[str, An
     return {"node": node, "answer": reply, "healthy": healthy}
 
 
+def check_consuming(app: Celery, service: Service, timeout_s: float) -> dict[str, Any]:
+    """Ask this host's worker of ``service`` over the control channel which queues it
+    consumes: healthy when its own queue is among them (what ``/readyz`` checks, for one
+    node), however long the queue's backlog."""
+    node = node_name(service)
+    replies = app.control.inspect(destination=[node], timeout=timeout_s).active_queues() or {}
+    queues = [queue["name"] for queue in replies.get(node, [])]
+    return {"node": node, "answer": queues, "healthy": Queue(service.value).value in queues}
+
+
 def worker_health(
     service: Service = typer.Argument(..., help="Which service's workers to check."),
     local: bool = typer.Option(

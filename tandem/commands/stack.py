@@ -62,6 +62,7 @@ def up(
 
 
 def _demo(stack: Stack, timeout_s: float) -> None:
+    from shared.jobs.audit import score_line
     from shared.settings import get_common_settings
     from tandem.stack.demo import demo_question, run_demo
 
@@ -76,6 +77,8 @@ def _demo(stack: Stack, timeout_s: float) -> None:
         f"truncation   level {truncation.get('level')}, "
         f"{truncation.get('tokens')} coordinator tokens, reason {truncation.get('reason')}"
     )
+    for entry in result.audit.get("scores") or []:
+        console.print(f"             {score_line(entry)}")
     console.print(f"cost         ${job.get('cost')}")
     console.print(f"audit trail  tandem audit job {job['id']}")
     console.print(f"dashboard    {stack.api_url}/dashboard/jobs/{job['id']}")

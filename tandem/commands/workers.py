@@ -6,6 +6,7 @@ import importlib
 import os
 import sys
 from enum import StrEnum
+from typing import Any
 
 import typer
 
@@ -17,6 +18,7 @@ class Service(StrEnum):
     SCORER = "scorer"
     EXECUTOR = "executor"
     ACCOUNTING = "accounting"
+    WEBHOOKS = "webhooks"
 
 
 def worker(
@@ -42,10 +44,23 @@ def worker(
         f"--hostname={service.value}@%h",
         f"--loglevel={loglevel}",
         f"--pool={pool}",
+        # Cluster events nothing here consumes (health is a task on each queue, control goes
+        # through the pidbox): heartbeats every 2 s, gossip and start-up sync with peers.
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
     ]
     if concurrency is not None:
         argv.append(f"--concurrency={concurrency}")
     celery_app.worker_main(argv)
+
+
+def beat_schedule() -> dict[str, dict[str, Any]]:
+    """Every service's periodic tasks, for the one beat."""
+    from services.accounting.app import app as accounting
+    from services.webhooks.app import beat_schedule as webhooks
+
+    return {**accounting.conf.beat_schedule, **webhooks()}
 
 
 def beat(
@@ -54,9 +69,11 @@ def beat(
         "celerybeat-schedule", help="File where beat keeps its last-run times."
     ),
 ) -> None:
-    """Run Celery beat: the accounting service's periodic sweeper and roll-ups."""
+    """Run Celery beat: the accounting service's periodic sweeper and roll-ups, and the webhooks
+    service's relay of lost deliveries (one beat for all: two would run every task twice)."""
     from services.accounting.app import app as celery_app
 
+    celery_app.conf.beat_schedule = beat_schedule()
     celery_app.start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule}"])
 
 

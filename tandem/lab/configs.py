@@ -1,9 +1,14 @@
-"""Sizes of the lab pair and how each is trained; the single source of the numbers.
+"""Sizes of the lab pairs and how each is trained; the single source of the numbers.
 
-The coordinator (~5 M parameters) and the executor (~0.5 M, about ten times fewer) are plain
-``LlamaForCausalLM`` models, so any Hugging Face loader (the engine server's transformers backend
-included) reads them with no project code. Training sizes are set so each model trains in well
-under half an hour on one CPU thread.
+Every model is a plain ``LlamaForCausalLM``, so any Hugging Face loader (the engine server's
+transformers backend included) reads it with no project code.
+
+- **v1** (``models/lab/coordinator``, ``models/lab/executor``; the pair the stack serves): a
+  ~5 M coordinator and a ~0.5 M executor on catalog and lists, each trained in well under an
+  hour on one CPU thread.
+- **v2** (``models/lab/v2``): the fair analogue of the paper (see ``models/lab/README.md``): a
+  coordinator about 4.6 times the executor's size on the known-world domains shop and ages, the
+  executor trained only on per-question worlds so it can read facts but never learn them.
 """
 
 from __future__ import annotations
@@ -71,6 +76,9 @@ class TrainPlan:
     validation_questions: int = 60
     eval_every: int = 100
     seed: int = SEED
+    # Which difficulty preset of each domain the training questions come from (v2's executor
+    # trains on the per-question "reader" worlds).
+    difficulty: str = "lab"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,5 +111,91 @@ TEST_QUESTIONS = 300
 EVAL_BUDGETS = (8, 16, 24, 32)
 
 
+@dataclass(frozen=True)
+class Pair:
+    """One coordinator/executor pair: its domains, sizes, plans, held-out sizes and directories.
+
+    ``domains[0]`` is the pair's main domain (its classifier is trained there); the others are
+    for cross-domain measurement. Validation and test questions always come from the domains'
+    ``lab`` preset (the fixed world), whatever preset a role trained on.
+    """
+
+    name: str
+    domains: tuple[str, ...]
+    architectures: dict[Role, Architecture]
+    plans: dict[Role, TrainPlan]
+    validation_questions: int
+    test_questions: int
+    eval_budgets: tuple[int, ...]
+    models_dir: Path
+    data_dir: Path
+    vocab_size: int = 1024
+
+    @property
+    def train_questions(self) -> int:
+        return max(plan.questions for plan in self.plans.values())
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.models_dir / "checkpoints"
+
+    def plan_for(self, role: Role, **overrides: Any) -> TrainPlan:
+        return replace(self.plans[role], **overrides)
+
+
 def plan_for(role: Role, **overrides: Any) -> TrainPlan:
-    return replace(PLANS[role], **overrides)
+    return V1.plan_for(role, **overrides)
+
+
+V1 = Pair(
+    name="v1",
+    domains=DOMAINS,
+    architectures=ARCHITECTURES,
+    plans=PLANS,
+    validation_questions=VALIDATION_QUESTIONS,
+    test_questions=TEST_QUESTIONS,
+    eval_budgets=EVAL_BUDGETS,
+    models_dir=MODELS_DIR,
+    data_dir=DATA_DIR,
+)
+
+# v2: coordinator / executor = 4.6 (the paper's pair: 4.57). Both plans run to the plateau of
+# their validation loss on one thread (curves: models/lab/v2/<role>/loss_curve.png).
+V2 = Pair(
+    name="v2",
+    domains=("shop", "ages"),
+    architectures={
+        Role.COORDINATOR: Architecture(hidden_size=192, layers=6, heads=6, intermediate_size=512),
+        Role.EXECUTOR: Architecture(hidden_size=112, layers=4, heads=4, intermediate_size=232),
+    },
+    plans={
+        Role.COORDINATOR: TrainPlan(
+            questions=12000,
+            steps=5000,
+            batch_size=32,
+            learning_rate=1.5e-3,
+            warmup_steps=100,
+            validation_questions=100,
+            eval_every=200,
+        ),
+        Role.EXECUTOR: TrainPlan(
+            questions=12000,
+            steps=6000,
+            batch_size=32,
+            learning_rate=2e-3,
+            warmup_steps=100,
+            random_prefixes=2,
+            validation_questions=100,
+            eval_every=200,
+            difficulty="reader",
+        ),
+    },
+    validation_questions=1000,
+    test_questions=1500,
+    # Insight budgets that end just after the first, second and third left-out fact.
+    eval_budgets=(7, 12, 17, 22),
+    models_dir=MODELS_DIR / "v2",
+    data_dir=DATA_DIR.parent / "v2" / "data",
+)
+
+PAIRS: dict[str, Pair] = {pair.name: pair for pair in (V1, V2)}

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared.datasets import Split, TaskRecord, generate, read_jsonl, write_jsonl
 from shared.prompts.lab import (
     INSIGHT_END,
     executor_prompt,
@@ -29,6 +28,7 @@ from shared.prompts.lab import (
     insights_text,
     solution_text,
 )
+from tandem.datasets import Split, TaskRecord, generate, read_jsonl, write_jsonl
 from tandem.lab.configs import DOMAINS, TEST_QUESTIONS, VALIDATION_QUESTIONS, Role
 
 if TYPE_CHECKING:
@@ -123,29 +123,49 @@ def corpus_digest(examples: Iterable[Example]) -> str:
 
 # --- the data directory ---------------------------------------------------------------------
 
+LAB_PRESET = "lab"
 
-def split_path(data_dir: Path, domain: str, split: Split) -> Path:
-    return data_dir / f"{domain}-{split.value}.jsonl"
+
+def split_path(data_dir: Path, domain: str, split: Split, difficulty: str = LAB_PRESET) -> Path:
+    preset = "" if difficulty == LAB_PRESET else f"{difficulty}-"
+    return data_dir / f"{domain}-{preset}{split.value}.jsonl"
 
 
 def write_data(
-    data_dir: Path, train_questions: int, seed: int, vocab_size: int = 1024
+    data_dir: Path,
+    train_questions: int,
+    seed: int,
+    vocab_size: int = 1024,
+    *,
+    domains: Sequence[str] = DOMAINS,
+    validation_questions: int = VALIDATION_QUESTIONS,
+    test_questions: int = TEST_QUESTIONS,
+    train_presets: Sequence[str] = (LAB_PRESET,),
 ) -> dict[str, object]:
-    """Write every split of every domain and the shared tokenizer; return a summary."""
+    """Write every split of every domain and the shared tokenizer; return a summary.
+
+    Validation and test questions come from the ``lab`` preset (the fixed world). Each preset in
+    ``train_presets`` gets a train split, and a validation split of its own when it is not the
+    lab preset (a role's validation loss is measured on the kind of data it trains on).
+    """
     from tandem.lab.tokenizer import build_tokenizer
 
-    counts = {
-        Split.TRAIN: train_questions,
-        Split.VALIDATION: VALIDATION_QUESTIONS,
-        Split.TEST: TEST_QUESTIONS,
-    }
+    plans: list[tuple[str, Split, int]] = []
+    for preset in train_presets:
+        plans.append((preset, Split.TRAIN, train_questions))
+        if preset != LAB_PRESET:
+            plans.append((preset, Split.VALIDATION, validation_questions))
+    plans += [
+        (LAB_PRESET, Split.VALIDATION, validation_questions),
+        (LAB_PRESET, Split.TEST, test_questions),
+    ]
     summary: dict[str, object] = {"seed": seed, "files": {}}
     files: dict[str, dict[str, object]] = {}
     train_texts: list[str] = []
-    for domain in DOMAINS:
-        for split, count in counts.items():
-            records = generate(domain, split, count, seed=seed)
-            path = split_path(data_dir, domain, split)
+    for domain in domains:
+        for preset, split, count in plans:
+            records = generate(domain, split, count, seed=seed, difficulty=preset)
+            path = split_path(data_dir, domain, split, preset)
             write_jsonl(path, records)
             files[path.name] = {
                 "records": count,
@@ -165,7 +185,11 @@ def write_data(
 
 
 def load_split(
-    data_dir: Path, domain: str, split: Split, limit: int | None = None
+    data_dir: Path,
+    domain: str,
+    split: Split,
+    limit: int | None = None,
+    difficulty: str = LAB_PRESET,
 ) -> list[TaskRecord]:
-    records = list(read_jsonl(split_path(data_dir, domain, split)))
+    records = list(read_jsonl(split_path(data_dir, domain, split, difficulty)))
     return records if limit is None else records[:limit]

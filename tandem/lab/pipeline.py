@@ -5,24 +5,27 @@ from __future__ import annotations
 import json
 import platform
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shared.datasets import Split
 from shared.errors import ConfigurationError
 from shared.prompts.lab import PROMPT_VERSION
-from tandem.lab.configs import ARCHITECTURES, DOMAINS, Role, TrainPlan
+from tandem.datasets import Split
+from tandem.lab.configs import V1, Pair, Role, TrainPlan
 from tandem.lab.corpus import TOKENIZER_DIR, corpus_digest, load_split, role_examples
-from tandem.lab.training import save_loss_curve, train
+from tandem.lab.training import Checkpointer, save_loss_curve, train
 
 MANIFEST = "manifest.json"
 LOSS_CHART = "loss_curve.png"
 
 
-def _records(data_dir: Path, split: Split, count: int) -> list[Any]:
+def _records(
+    data_dir: Path, domains: tuple[str, ...], split: Split, count: int, difficulty: str
+) -> list[Any]:
     records = []
-    for domain in DOMAINS:
-        found = load_split(data_dir, domain, split, limit=count)
+    for domain in domains:
+        found = load_split(data_dir, domain, split, limit=count, difficulty=difficulty)
         if len(found) < count:
             raise ConfigurationError(
                 f"{data_dir} has {len(found)} {domain} {split} questions, {count} needed; "
@@ -43,11 +46,20 @@ def train_role(
     progress: bool = True,
     architecture_overrides: dict[str, int] | None = None,
     init_from: Path | None = None,
+    pair: Pair = V1,
+    checkpoint: Path | None = None,
+    checkpoint_seconds: float = 180.0,
+    log: Callable[[str], None] | None = None,
+    stop_at: int | None = None,
+    on_checkpointer: Callable[[Checkpointer], None] | None = None,
 ) -> dict[str, Any]:
-    """Train ``role`` and save it to ``out_dir``.
+    """Train ``role`` of ``pair`` and save it to ``out_dir``.
 
     ``init_from`` continues from a saved model of the same role (a further training stage with a
     fresh optimizer and learning-rate schedule); its manifest is kept under ``stages``.
+    ``checkpoint`` names the file a run saves its whole state to every ``checkpoint_seconds``
+    and resumes from when run again; it is removed once the model is saved. ``stop_at`` ends
+    the run after that step (raising :class:`tandem.lab.training.Interrupted`).
     """
     import dataclasses
 
@@ -67,7 +79,7 @@ def train_role(
     train_examples = role_examples(
         role,
         tokenizer,
-        _records(data_dir, Split.TRAIN, plan.questions),
+        _records(data_dir, pair.domains, Split.TRAIN, plan.questions, plan.difficulty),
         plan.random_prefixes,
         plan.seed,
         plan.extra_full,
@@ -75,11 +87,13 @@ def train_role(
     validation_examples = role_examples(
         role,
         tokenizer,
-        _records(data_dir, Split.VALIDATION, plan.validation_questions),
+        _records(
+            data_dir, pair.domains, Split.VALIDATION, plan.validation_questions, plan.difficulty
+        ),
         plan.random_prefixes,
         plan.seed + 1,
     )
-    architecture = dataclasses.replace(ARCHITECTURES[role], **(architecture_overrides or {}))
+    architecture = dataclasses.replace(pair.architectures[role], **(architecture_overrides or {}))
     config = architecture.llama_config(
         len(tokenizer),
         int(tokenizer.bos_token_id),
@@ -104,6 +118,20 @@ def train_role(
     else:
         model = LlamaForCausalLM(config)
     parameters = sum(p.numel() for p in model.parameters())
+    corpus_sha256 = corpus_digest(train_examples)
+    checkpointer = None
+    if checkpoint is not None:
+        fingerprint = json.dumps(
+            [corpus_sha256, plan.to_dict(), dataclasses.asdict(architecture)], sort_keys=True
+        )
+        checkpointer = Checkpointer(checkpoint, checkpoint_seconds, fingerprint)
+        if on_checkpointer is not None:  # e.g. a signal handler that asks it to stop
+            on_checkpointer(checkpointer)
+    if log is not None:
+        log(
+            f"{pair.name} {role.value}: {parameters:,} parameters, {len(train_examples):,} "
+            f"training examples, {plan.steps} steps of {plan.batch_size}"
+        )
     result = train(
         model,
         train_examples,
@@ -111,6 +139,9 @@ def train_role(
         plan,
         pad_id=int(tokenizer.pad_token_id),
         progress=progress,
+        checkpointer=checkpointer,
+        log=log,
+        stop_at=stop_at,
     )
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -132,13 +163,15 @@ def train_role(
         "parameters": parameters,
         "architecture": dataclasses.asdict(architecture),
         "plan": plan.to_dict(),
+        "pair": pair.name,
         "data": {
-            "domains": list(DOMAINS),
+            "domains": list(pair.domains),
+            "difficulty": plan.difficulty,
             "generator_seed": data_info["seed"],
             "train_questions_per_domain": plan.questions,
             "examples": len(train_examples),
             "example_tokens": sum(len(e.input_ids) for e in train_examples),
-            "corpus_sha256": corpus_digest(train_examples),
+            "corpus_sha256": corpus_sha256,
             "files": data_info["files"],
         },
         "training": {
@@ -150,9 +183,9 @@ def train_role(
         },
         "accuracy": None,
         "commands": [
-            "tandem lab data",
-            f"tandem lab train --role {role.value}",
-            "tandem lab eval",
+            f"tandem lab data{pair_flag(pair)}",
+            f"tandem lab train{pair_flag(pair)} --role {role.value}",
+            f"tandem lab eval{pair_flag(pair)}",
         ],
     }
     if previous is not None:
@@ -169,7 +202,14 @@ def train_role(
             "tandem lab eval",
         ]
     write_manifest(out_dir, manifest)
+    if checkpointer is not None:
+        checkpointer.remove()
     return manifest
+
+
+def pair_flag(pair: Pair) -> str:
+    """The ``--pair`` option of a command for ``pair`` (none for the default pair)."""
+    return "" if pair is V1 else f" --pair {pair.name}"
 
 
 def read_manifest(model_dir: Path) -> dict[str, Any]:

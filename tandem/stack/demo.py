@@ -23,14 +23,19 @@ TERMINAL = {"succeeded", "failed", "cancelled", "rejected"}
 
 
 def demo_question(engines: str) -> str:
-    """The lab pair only knows its own domains: it gets a catalogue test question (one it was
-    never trained on); every other engine gets the general word problem."""
-    if engines != "lab":
-        return DEMO_QUESTION
-    from shared.datasets import Split, generate
+    """The lab pairs only know their own domains: pair v1 gets a catalogue test question,
+    pair v2 a shop test question that leaves one price out (so the coordinator writes one
+    fact and the job can stop before the coordinator's last level); neither was trained on.
+    Every other engine gets the general word problem."""
+    from tandem.datasets import Split, generate
     from tandem.lab.configs import SEED
 
-    return generate("catalog", Split.TEST, 1, seed=SEED)[0].question
+    if engines == "lab":
+        return generate("catalog", Split.TEST, 1, seed=SEED)[0].question
+    if engines == "lab-v2":
+        questions = generate("shop", Split.TEST, 50, seed=SEED)
+        return next(q.question for q in questions if q.meta.get("missing_facts") == 1)
+    return DEMO_QUESTION
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class DemoResult:
     job: dict[str, Any]
     url: str
     key: str  # the demo tenant's fresh key: it signs in to the dashboard too
+    audit: dict[str, Any]  # the job's audit trail: each level's score against its threshold
 
 
 def _check(response: httpx.Response) -> dict[str, Any]:
@@ -86,5 +92,7 @@ def run_demo(api_url: str, admin_key: str, timeout_s: float, question: str) -> D
         while True:
             job = _check(client.get(url, headers=auth))
             if job["status"] in TERMINAL or time.monotonic() > deadline:
-                return DemoResult(job=job, url=f"{api_url}{url}", key=key)
+                audit = client.get(f"{url}/audit", headers=auth)
+                trail = audit.json() if audit.is_success else {}
+                return DemoResult(job=job, url=f"{api_url}{url}", key=key, audit=trail)
             time.sleep(1.0)

@@ -8,10 +8,10 @@ import httpx
 from celery import Celery
 
 from shared.tasks import Queue
-from tandem.commands.health import check_queue
+from tandem.commands.health import check_consuming
 from tandem.commands.workers import Service
 from tandem.stack.infra import InfraConfig, postgres_ready, redis_ready
-from tandem.stack.processes import pid_alive
+from tandem.stack.processes import alive
 
 
 @dataclass(frozen=True)
@@ -22,12 +22,16 @@ class PartHealth:
 
 
 def probe_worker(app: Celery, queue: Queue, timeout_s: float) -> tuple[bool, str]:
-    """Round-trip the service's health task through Redis: proves a consumer is on the queue."""
+    """Ask this host's worker of ``queue`` over the control channel whether it consumes its
+    queue: the question ``/readyz`` asks, answered by the worker's main process even while
+    a backlog waits in the queue (a health task would wait behind it)."""
     try:
-        outcome = check_queue(app, Service(queue.value), timeout_s)
+        outcome = check_consuming(app, Service(queue.value), timeout_s)
     except Exception as exc:  # any failure (timeout, broker down) means unhealthy
-        return False, f"no answer on queue {queue.value!r}: {type(exc).__name__}"
-    return bool(outcome["healthy"]), f"answered by {outcome['answer'].get('hostname', '?')}"
+        return False, f"no answer from {queue.value} worker: {type(exc).__name__}"
+    if not outcome["healthy"]:
+        return False, f"{outcome['node']} does not answer or does not consume {queue.value!r}"
+    return True, f"{outcome['node']} consumes {queue.value!r}"
 
 
 def probe_http(url: str, timeout_s: float) -> tuple[bool, str]:
@@ -40,7 +44,7 @@ def probe_http(url: str, timeout_s: float) -> tuple[bool, str]:
 
 def probe_process(name: str, info: dict[str, object], app: Celery, timeout_s: float) -> PartHealth:
     pid = int(str(info["pid"]))
-    if not pid_alive(pid):
+    if not alive(info):
         return PartHealth(name, False, f"pid {pid} is not running; see {info['log']}")
     check = str(info["health"])
     if check.startswith("worker:"):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -19,6 +22,9 @@ from tandem.stack.settings import StackSettings
 
 PG_USER = "tandem"
 PG_DATABASE = "tandem"
+# Where Postgres' files go when the postgres user cannot reach the stack's directory (a clone
+# in root's home, mode 0700): one directory per stack directory.
+PG_OUTSIDE = Path("/var/lib/tandem")
 
 
 @dataclass(frozen=True)
@@ -43,13 +49,24 @@ class InfraConfig:
             host=settings.host,
         )
 
+    @functools.cached_property
+    def pg_home(self) -> Path:
+        """Postgres' data, socket and log directory: ``postgres/`` in the stack's directory,
+        unless the ``postgres`` user (initdb and pg_ctl run as that user under root) cannot
+        reach it there."""
+        inside = self.root / "postgres"
+        if os.geteuid() != 0 or reachable_by_postgres(self.root):
+            return inside
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
+        return PG_OUTSIDE / f"postgres-{digest}"
+
     @property
     def pg_data(self) -> Path:
-        return self.root / "postgres" / "data"
+        return self.pg_home / "data"
 
     @property
     def pg_run(self) -> Path:
-        return self.root / "postgres" / "run"
+        return self.pg_home / "run"
 
     @property
     def redis_dir(self) -> Path:
@@ -71,6 +88,34 @@ def _as_postgres_user() -> list[str]:
     if os.geteuid() != 0:
         return []
     return ["runuser", "-u", "postgres", "--"]
+
+
+def reachable_by_postgres(path: Path) -> bool:
+    """Whether the ``postgres`` user may traverse every directory down to ``path`` (made here
+    first, so that the answer covers it too)."""
+    try:
+        entry = pwd.getpwnam("postgres")
+    except KeyError:
+        return True  # no such user: Postgres runs as whoever starts it
+    path.mkdir(parents=True, exist_ok=True)
+    groups = set(os.getgrouplist("postgres", entry.pw_gid))
+    for directory in [path, *path.parents]:
+        info = directory.stat()
+        if info.st_uid == entry.pw_uid:
+            allowed = info.st_mode & stat.S_IXUSR
+        elif info.st_gid in groups:
+            allowed = info.st_mode & stat.S_IXGRP
+        else:
+            allowed = info.st_mode & stat.S_IXOTH
+        if not allowed:
+            return False
+    return True
+
+
+def private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
 
 
 def _chown_to_postgres(path: Path) -> None:
@@ -107,8 +152,10 @@ def start_postgres(config: InfraConfig, binaries: Binaries) -> bool:
     """Start Postgres unless it already answers; returns True when this call started it."""
     if postgres_ready(config):
         return False
+    if config.pg_home.parent == PG_OUTSIDE:
+        PG_OUTSIDE.mkdir(mode=0o755, parents=True, exist_ok=True)
     config.pg_run.mkdir(parents=True, exist_ok=True)
-    config.logs.mkdir(parents=True, exist_ok=True)
+    private_dir(config.logs)
     if not (config.pg_data / "PG_VERSION").exists():
         config.pg_data.mkdir(parents=True, exist_ok=True)
         _chown_to_postgres(config.pg_data.parent)
@@ -131,7 +178,9 @@ def start_postgres(config: InfraConfig, binaries: Binaries) -> bool:
     log = config.pg_data.parent / "postgres.log"
     options = (
         f"-p {config.pg_port} -k {config.pg_run} -c listen_addresses={config.host} "
-        "-c max_connections=300 -c fsync=off -c synchronous_commit=off"
+        "-c max_connections=300 -c fsync=off -c synchronous_commit=off "
+        # Statement counts per job (benchmarks/pipeline_bench.py) come from this extension.
+        "-c shared_preload_libraries=pg_stat_statements"
     )
     subprocess.run(
         [
@@ -199,7 +248,10 @@ def start_redis(config: InfraConfig, binaries: Binaries) -> bool:
     """Start Redis unless it already answers; returns True when this call started it."""
     if redis_ready(config):
         return False
-    config.redis_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(config.redis_dir)
+    log = config.redis_dir / "redis.log"
+    log.touch(mode=0o600)
+    log.chmod(0o600)  # Redis appends to it and keeps its mode
     subprocess.run(
         [
             str(binaries.redis_server),

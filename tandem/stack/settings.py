@@ -19,9 +19,10 @@ class StackSettings(BaseSettings):
     api_port: int = Field(8000, description="Local API port.")
     coordinator_engine_port: int = Field(8081, description="Local coordinator engine port.")
     executor_engine_port: int = Field(8082, description="Local executor engine port.")
-    engines: Literal["gguf", "sim", "lab"] = Field(
-        "gguf",
-        description="Local engines: the bundled real small models (gguf), the lab pair trained by "
-        "`tandem lab` (lab), or the simulator (sim).",
+    engines: Literal["gguf", "sim", "lab", "lab-v2"] = Field(
+        "lab-v2",
+        description="Local engines: the lab pairs trained by `tandem lab` (lab-v2: pair v2, "
+        "where the stop decision shows; lab: pair v1), the bundled real small models (gguf), "
+        "or the simulator (sim).",
     )
     start_timeout_s: float = Field(300.0, description="How long `up` waits for health.")

@@ -15,11 +15,16 @@ from celery import Celery
 from shared.celery_base import producer_app
 from shared.prompts import LAB_MODEL_PREFIX
 from shared.settings import WorkerSettings
-from shared.shipped_models import DEFAULT_MODEL_PATH, LAB_MODEL_PATH, ROOT, SIM_MODEL_PATH
+from shared.shipped_models import (
+    DEFAULT_MODEL_PATH,
+    LAB_MODEL_PATH,
+    LAB_V2_MODEL_PATH,
+    ROOT,
+    SIM_MODEL_PATH,
+)
 from shared.tasks import Queue
 from tandem.classifier.model_files import read_card
-from tandem.lab.configs import MODELS_DIR as LAB_MODELS_DIR
-from tandem.lab.configs import Role
+from tandem.lab.configs import PAIRS, Role
 from tandem.stack.binaries import find_binaries
 from tandem.stack.health import PartHealth, probe_infra, probe_process
 from tandem.stack.infra import (
@@ -32,7 +37,8 @@ from tandem.stack.infra import (
 from tandem.stack.processes import (
     ProcessSpec,
     StackState,
-    pid_alive,
+    alive,
+    kill_group,
     start_process,
     stop_process,
     tandem_argv,
@@ -42,7 +48,19 @@ from tandem.stack.settings import StackSettings
 # Engines other than the bundled real pair need the classifier trained on them and the level
 # schedule it was calibrated on (a classifier's thresholds are per level). The real pair uses
 # the shipped defaults, which are its own classifier and levels.
-STACK_CLASSIFIERS: dict[str, Path] = {"sim": SIM_MODEL_PATH, "lab": LAB_MODEL_PATH}
+STACK_CLASSIFIERS: dict[str, Path] = {
+    "sim": SIM_MODEL_PATH,
+    "lab": LAB_MODEL_PATH,
+    "lab-v2": LAB_V2_MODEL_PATH,
+}
+# The lab engine sets: which trained pair each serves (its model ids name the pair, so the
+# prompt layout and the classifier's collected header agree).
+LAB_PAIRS: dict[str, str] = {"lab": "v1", "lab-v2": "v2"}
+
+
+def lab_model_id(engines: str, role: str) -> str:
+    pair = LAB_PAIRS[engines]
+    return f"{LAB_MODEL_PREFIX}-{role}" if pair == "v1" else f"{LAB_MODEL_PREFIX}-{pair}-{role}"
 
 
 def classifier_env(engines: str) -> dict[str, str]:
@@ -67,19 +85,27 @@ def savings_baseline_env(engines: str) -> dict[str, str]:
     return {"TANDEM_SAVINGS_BASELINE_FILE": str(baseline)} if baseline.exists() else {}
 
 
-def lab_engine_env() -> dict[str, str]:
+def lab_engine_env(engines: str) -> dict[str, str]:
     """The lab pair's real parameter counts, from its manifests: FLOPs and cost follow them."""
     from tandem.lab.pipeline import read_manifest  # training code: only when the lab pair runs
 
+    models = PAIRS[LAB_PAIRS[engines]].models_dir
     return {
         f"TANDEM_{role.value.upper()}_ENGINE_MODEL_PARAMETERS": str(
-            read_manifest(LAB_MODELS_DIR / role.value)["parameters"]
+            read_manifest(models / role.value)["parameters"]
         )
         for role in Role
     }
 
 
 Report = Callable[[str], None]
+
+ONE_PROCESS = ("--concurrency", "1")
+# Webhook POSTs wait on the network, not the CPU: threads let the other tenants' webhooks go
+# out while one receiver keeps a POST waiting until its timeout.
+WORKER_OPTIONS: dict[Queue, tuple[str, ...]] = {
+    Queue.WEBHOOKS: ("--pool", "threads", "--concurrency", "4")
+}
 
 
 @dataclass(frozen=True)
@@ -110,16 +136,20 @@ class Stack:
         simulator."""
         if self.settings.engines == "sim":
             return {"coordinator": "sim-coordinator", "executor": "sim-executor"}
-        if self.settings.engines == "lab":
-            return {role: f"{LAB_MODEL_PREFIX}-{role}" for role in ("coordinator", "executor")}
+        if self.settings.engines in LAB_PAIRS:
+            return {
+                role: lab_model_id(self.settings.engines, role)
+                for role in ("coordinator", "executor")
+            }
         return {"coordinator": "gemma3-270m", "executor": "smollm2-135m"}
 
     def engine_args(self, role: str) -> list[str]:
         """``tandem engine serve`` arguments for one role (the lab pair: a model directory,
         loaded by the same backend as the bundled models, reporting the lab model id)."""
         model = self.engine_models()[role]
-        if self.settings.engines == "lab":
-            return ["--backend", "gguf", "--model", str(LAB_MODELS_DIR / role), "--model-id", model]
+        if self.settings.engines in LAB_PAIRS:
+            models = PAIRS[LAB_PAIRS[self.settings.engines]].models_dir
+            return ["--backend", "gguf", "--model", str(models / role), "--model-id", model]
         return ["--backend", self.settings.engines, "--model", model]
 
     def engine_ports(self) -> dict[str, int]:
@@ -139,8 +169,8 @@ class Stack:
             prefix = f"TANDEM_{role.upper()}_ENGINE_"
             env[prefix + "URL"] = self.url(self.engine_ports()[role])
             env[prefix + "MODEL_ID"] = model
-        if self.settings.engines == "lab":
-            env.update(lab_engine_env())
+        if self.settings.engines in LAB_PAIRS:
+            env.update(lab_engine_env(self.settings.engines))
         env.update(classifier_env(self.settings.engines))
         env.update(savings_baseline_env(self.settings.engines))
         return env
@@ -167,7 +197,15 @@ class Stack:
         return ProcessSpec(
             name="api",
             argv=tandem_argv(
-                "api", "serve", "--host", self.settings.host, "--port", str(self.settings.api_port)
+                "api",
+                "serve",
+                "--host",
+                self.settings.host,
+                "--port",
+                str(self.settings.api_port),
+                # Two processes: one Python process cannot use both cores of the smallest host.
+                "--workers",
+                "2",
             ),
             health=f"http:{self.api_url}/healthz",
         )
@@ -176,7 +214,7 @@ class Stack:
         specs = [
             ProcessSpec(
                 name=f"worker-{queue.value}",
-                argv=tandem_argv("worker", queue.value, "--concurrency", "1"),
+                argv=tandem_argv("worker", queue.value, *WORKER_OPTIONS.get(queue, ONE_PROCESS)),
                 health=f"worker:{queue.value}",
             )
             for queue in Queue
@@ -215,6 +253,9 @@ class Stack:
         state.started_redis |= start_redis(self.infra, binaries)
         state.save(self.state_path)
         report(f"postgres  {self.infra.database_url()}")
+        if not self.infra.pg_home.is_relative_to(self.root):
+            # The postgres user cannot enter the stack's directory (a clone in root's home).
+            report(f"          data in {self.infra.pg_home}")
         report(f"redis     {self.infra.redis_url()}")
 
         # Migrations are a one-off step, through the same entry point deployments use.
@@ -223,18 +264,24 @@ class Stack:
         )
         report("migrations applied (tandem db upgrade)")
 
+        # Whatever is not running is (re)started: a first start, or a killed worker, API or
+        # beat of a stack that is otherwise up. Each phase waits only for its own parts.
         parts: list[PartHealth] = []
+        names: list[str] = []
         for phase in self.specs():
             for spec in phase:
                 running = state.processes.get(spec.name)
-                if running and pid_alive(int(str(running["pid"]))):
+                if running and alive(running):
                     continue
-                report(f"starting {spec.name}")
+                if running:  # what is left of its process group (an API's workers) goes too
+                    kill_group(int(str(running["pid"])))
+                report(f"{'restarting' if running else 'starting'} {spec.name}")
                 state.processes[spec.name] = start_process(
                     spec, self.infra.logs, self.environment()
                 )
                 state.save(self.state_path)
-            parts = self.wait_healthy(report)
+            names += [spec.name for spec in phase]
+            parts = self.wait_healthy(report, names)
             if not all(part.healthy for part in parts):
                 break
         return parts
@@ -242,10 +289,12 @@ class Stack:
     def _env(self) -> dict[str, str]:
         return {**os.environ, **self.environment()}
 
-    def wait_healthy(self, report: Report) -> list[PartHealth]:
+    def wait_healthy(self, report: Report, names: list[str] | None = None) -> list[PartHealth]:
+        """Wait until Postgres, Redis and the processes ``names`` (default: all) are healthy,
+        the start timeout passes, or one of them is not running."""
         deadline = time.monotonic() + self.settings.start_timeout_s
         while True:
-            parts = self.status(probe_timeout_s=3.0)
+            parts = self.status(probe_timeout_s=3.0, names=names)
             if all(part.healthy for part in parts) or time.monotonic() > deadline:
                 return parts
             dead = [p for p in parts if not p.healthy and "is not running" in p.detail]
@@ -255,7 +304,9 @@ class Stack:
 
     # -- status / down ----------------------------------------------------------------------
 
-    def status(self, probe_timeout_s: float = 5.0) -> list[PartHealth]:
+    def status(
+        self, probe_timeout_s: float = 5.0, names: list[str] | None = None
+    ) -> list[PartHealth]:
         parts = probe_infra(self.infra)
         state = StackState.load(self.state_path)
         if not state.processes:
@@ -263,7 +314,8 @@ class Stack:
         app = self.producer()
         try:
             for name, info in state.processes.items():
-                parts.append(probe_process(name, info, app, probe_timeout_s))
+                if names is None or name in names:
+                    parts.append(probe_process(name, info, app, probe_timeout_s))
         finally:
             app.close()
         return parts
@@ -271,7 +323,8 @@ class Stack:
     def down(self, report: Report) -> None:
         state = StackState.load(self.state_path)
         for name, info in reversed(list(state.processes.items())):
-            stop_process(int(str(info["pid"])))
+            if alive(info):  # never a later process that reuses a dead one's pid
+                stop_process(int(str(info["pid"])))
             report(f"stopped {name}")
         state.processes.clear()
         binaries = find_binaries(install=False)

@@ -20,7 +20,7 @@ def session(database_url: str) -> Iterator[Session]:
 
 
 def finished(status: str) -> float:
-    return JOBS_FINISHED.labels("tandem", "code", status)._value.get()
+    return float(JOBS_FINISHED.labels("tandem", "code", status)._value.get())
 
 
 def test_counts_after_commit_only(session: Session) -> None:

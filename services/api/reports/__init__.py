@@ -1,2 +1,2 @@
-"""Cost and outcome reports (GET /v1/reports/...), read from the roll-up table and the jobs'
-covering indexes, never from model_calls."""
+"""Cost and outcome reports (GET /v1/reports/...), read from the roll-ups that settlement
+writes (shared.rollups), never from model_calls or by sorting jobs."""

@@ -20,6 +20,11 @@ class GroupKey(StrEnum):
     DOMAIN = "domain"
     POLICY = "policy"
     TENANT = "tenant"
+    KEY = "key"  # the API key that submitted the jobs (empty: none, e.g. made by an operator)
+
+
+# What the usage per key (shared.rollups' key roll-ups) can be grouped by besides the key.
+KEY_GROUPS = frozenset({GroupKey.KEY, GroupKey.DAY, GroupKey.HOUR, GroupKey.TENANT})
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,10 @@ def group_keys(raw: str) -> list[GroupKey]:
             keys.append(key)
     if not keys:
         raise ValidationFailed("group_by needs at least one key", field="group_by")
+    if GroupKey.KEY in keys and not KEY_GROUPS.issuperset(keys):
+        raise ValidationFailed(
+            "group_by=key combines with day, hour and tenant only", field="group_by"
+        )
     return keys
 
 

@@ -13,7 +13,9 @@ from services.api.reports.params import GroupKey
 from shared.db.models import BudgetPeriod, Policy
 
 UsageValue = str | int | None
-EstimateMethod = Literal["shadow", "evaluation", "none"]
+# Where the coordinator-alone cost comes from, best first: shadow runs paired with the jobs,
+# llm_only jobs the tenants submitted, the offline evaluation table, nothing.
+EstimateMethod = Literal["shadow", "llm_only_jobs", "offline_table", "none"]
 
 
 class UsageTotals(BaseModel):
@@ -51,9 +53,20 @@ class UsageReport(BaseModel):
 
 
 class SavingsEstimate(BaseModel):
-    method: EstimateMethod
+    method: EstimateMethod = Field(
+        description="shadow: the tenants' own tandem jobs answered again by the coordinator "
+        "alone on the operator's account; llm_only_jobs: llm_only jobs the tenants submitted; "
+        "offline_table: the evaluation table (TANDEM_SAVINGS_BASELINE_FILE); none."
+    )
     sample_size: int = Field(description="Coordinator-alone runs behind the counterfactual.")
     detail: str
+
+
+class ShadowShare(BaseModel):
+    runs: int = Field(description="Succeeded tandem jobs measured by a succeeded shadow run.")
+    share: float | None = Field(description="runs / succeeded tandem jobs of the range.")
+    tandem_cost: str = Field(description="What those jobs cost the tenants.")
+    shadow_cost: str = Field(description="What their shadow runs cost the operator.")
 
 
 class DomainSavings(BaseModel):
@@ -61,6 +74,7 @@ class DomainSavings(BaseModel):
     tandem_cost: str
     counterfactual_cost: str | None
     sample_size: int
+    shadow_runs: int = Field(description="Of the jobs, those measured by a shadow run.")
 
 
 class SavingsReport(BaseModel):
@@ -74,6 +88,7 @@ class SavingsReport(BaseModel):
     savings: str | None
     cost_share: float | None = Field(description="tandem_cost / counterfactual_cost.")
     estimate: SavingsEstimate
+    shadow: ShadowShare
     by_domain: dict[str, DomainSavings]
 
 

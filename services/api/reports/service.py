@@ -1,14 +1,15 @@
 """The reports, assembled from :mod:`services.api.reports.repository`'s figures. Plain
-functions of a session, so tests and the benchmark call them directly."""
+functions of a session, so tests and the benchmark call them directly; the ``read_*`` functions
+own the unit of work each route needs (routes hold no sessions)."""
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -26,6 +27,7 @@ from services.api.reports.schemas import (
     SavingsEstimate,
     SavingsReport,
     ScoreHistogram,
+    ShadowShare,
     TruncationReport,
     UsageReport,
     UsageTotals,
@@ -35,8 +37,9 @@ from shared import tenants
 from shared.budgets import repository as budgets
 from shared.budgets.periods import period_key
 from shared.db.models import BudgetPeriod, JobStatus, Policy, Tenant
+from shared.db.session import unit_of_work
 from shared.errors import NotFoundError, ValidationFailed
-from shared.jobs.repository import SCORE_BUCKETS
+from shared.rollups.buckets import SCORE_BUCKETS
 
 QUANTUM = Decimal("1e-12")  # the schema's Money scale
 SCORE_EDGES = [round(k / SCORE_BUCKETS, 1) for k in range(SCORE_BUCKETS + 1)]
@@ -52,6 +55,8 @@ def _utc(moment: datetime) -> str:
 
 
 def _key_value(key: GroupKey, value: Any) -> UsageValue:
+    if value is None:  # key: jobs no API key submitted
+        return None
     return _utc(value) if key is GroupKey.HOUR else str(value)  # day: ISO date; tenant: its id
 
 
@@ -77,6 +82,11 @@ def usage_report(
         if GroupKey.TENANT in keys
         else {}
     )
+    labels = (
+        repo.key_labels(session, sorted({r.keys[GroupKey.KEY] for r in found} - {None}))
+        if GroupKey.KEY in keys
+        else {}
+    )
     rows: list[dict[str, UsageValue]] = []
     for found_row in found:
         row: dict[str, UsageValue] = {}
@@ -85,6 +95,8 @@ def usage_report(
             row[key.value] = _key_value(key, value)
             if key is GroupKey.TENANT:
                 row["tenant_name"] = names.get(value)
+            if key is GroupKey.KEY:
+                row["key_prefix"], row["key_name"] = labels.get(value, (None, None))
         row.update(
             calls=found_row.calls,
             prompt_tokens=found_row.prompt_tokens,
@@ -116,12 +128,17 @@ def usage_report(
     )
 
 
-def _shadow_detail(samples: dict[str, int]) -> str:
-    parts = ", ".join(f"{d} {n}" for d, n in sorted(samples.items()))
-    return (
-        "mean measured cost of succeeded llm_only jobs (the coordinator alone) of the same "
-        f"tenant scope, domain and range, times the tandem job count ({parts})"
-    )
+def _sizes(estimates: dict[str, tuple[Decimal, int]]) -> str:
+    return ", ".join(f"{d} {n}" for d, (_, n) in sorted(estimates.items()))
+
+
+def _paired(tandem: repo.CostRow, pairs: repo.ShadowPairs) -> Decimal:
+    """The coordinator-alone cost of all of a domain's jobs from its pairs: the jobs' cost
+    times what the shadow runs cost per dollar of the same jobs (a ratio over the same
+    questions, so the long ones weigh on both sides); per job when the pairs cost nothing."""
+    if pairs.tandem_cost > 0:
+        return tandem.cost * pairs.shadow_cost / pairs.tandem_cost
+    return pairs.shadow_cost / pairs.pairs * tandem.jobs
 
 
 def savings_report(
@@ -133,42 +150,69 @@ def savings_report(
 ) -> SavingsReport:
     """Tandem's cost against the coordinator alone on the same jobs.
 
-    One method for the whole figure, never a silent mix: ``shadow`` (measured llm_only jobs
-    in the same scope and range) when every domain has at least ``min_shadow_jobs`` of them,
-    else ``evaluation`` (the baseline table) when it covers every domain, else ``none``.
+    One method for the whole figure, never a silent mix, best first: ``shadow`` (the shadow
+    runs paired with their jobs, services.accounting.shadow) when every domain has at least
+    ``min_shadow_jobs`` pairs; else ``llm_only_jobs`` (the mean cost of llm_only jobs the
+    tenants submitted in the same scope and range) when every domain has that many; else
+    ``offline_table`` (the baseline table) when it covers every domain; else ``none``.
     """
     tandem: dict[str, repo.CostRow] = {}
-    shadow: dict[str, repo.CostRow] = {}
+    llm_only: dict[str, repo.CostRow] = {}
     for row in repo.succeeded_cost(
         session, scope, span, [Policy.TANDEM.value, Policy.LLM_ONLY.value]
     ):
-        (tandem if row.policy == Policy.TANDEM.value else shadow)[row.domain] = row
+        (tandem if row.policy == Policy.TANDEM.value else llm_only)[row.domain] = row
+    pairs = {row.domain: row for row in repo.shadow_pairs(session, scope, span)}
     jobs = sum(r.jobs for r in tandem.values())
     tandem_cost = sum((r.cost for r in tandem.values()), Decimal(0))
     domains = sorted(tandem)
 
-    means: dict[str, tuple[Decimal, int]] = {}  # domain -> (mean coordinator-alone cost, n)
+    def enough(found: dict[str, Any], attribute: str) -> bool:
+        return all(d in found and getattr(found[d], attribute) >= min_shadow_jobs for d in domains)
+
+    # domain -> (coordinator-alone cost of the domain's tandem jobs, runs measured)
+    estimates: dict[str, tuple[Decimal, int]] = {}
     method: EstimateMethod
     if not domains:
         method, detail = "none", "no succeeded tandem jobs in the range"
-    elif all(d in shadow and shadow[d].jobs >= min_shadow_jobs for d in domains):
-        means = {d: (shadow[d].cost / shadow[d].jobs, shadow[d].jobs) for d in domains}
-        method, detail = "shadow", _shadow_detail({d: n for d, (_, n) in means.items()})
-    elif baseline is not None and all(d in baseline.domains for d in domains):
-        means = {
-            d: (baseline.domains[d].mean_cost, baseline.domains[d].sample_size) for d in domains
-        }
-        sizes = ", ".join(f"{d} {n}" for d, (_, n) in means.items())
-        source = f" ({baseline.source})" if baseline.source else ""
-        method = "evaluation"
+    elif enough(pairs, "pairs"):
+        estimates = {d: (_paired(tandem[d], pairs[d]), pairs[d].pairs) for d in domains}
+        method = "shadow"
         detail = (
-            f"mean coordinator-alone cost per job from the evaluation table{source}, times "
-            f"the tandem job count ({sizes})"
+            "shadow runs: the same questions answered by the coordinator alone on the "
+            "operator's account; the jobs' cost times the shadow runs' cost over their jobs' "
+            f"({_sizes(estimates)} pairs)"
+        )
+    elif enough(llm_only, "jobs"):
+        estimates = {
+            d: (llm_only[d].cost / llm_only[d].jobs * tandem[d].jobs, llm_only[d].jobs)
+            for d in domains
+        }
+        method = "llm_only_jobs"
+        detail = (
+            "llm_only jobs: mean measured cost of succeeded llm_only jobs (the coordinator "
+            "alone) of the same tenant scope, domain and range, times the tandem job count "
+            f"({_sizes(estimates)})"
+        )
+    elif baseline is not None and all(d in baseline.domains for d in domains):
+        estimates = {
+            d: (
+                baseline.domains[d].mean_cost * tandem[d].jobs,
+                baseline.domains[d].sample_size,
+            )
+            for d in domains
+        }
+        source = f" ({baseline.source})" if baseline.source else ""
+        method = "offline_table"
+        detail = (
+            f"offline table: mean coordinator-alone cost per job from the evaluation "
+            f"table{source}, times the tandem job count ({_sizes(estimates)})"
         )
     else:
         missing = [
-            f"{d} ({shadow[d].jobs if d in shadow else 0} llm_only jobs, fewer than "
-            f"{min_shadow_jobs}; no evaluation entry)"
+            f"{d} ({pairs[d].pairs if d in pairs else 0} shadow runs and "
+            f"{llm_only[d].jobs if d in llm_only else 0} llm_only jobs, fewer than "
+            f"{min_shadow_jobs}; no offline table entry)"
             for d in domains
             if baseline is None or d not in baseline.domains
         ]
@@ -176,22 +220,24 @@ def savings_report(
         detail = "no coordinator-alone measurement for: " + "; ".join(missing)
 
     by_domain: dict[str, DomainSavings] = {}
-    counterfactual: Decimal | None = Decimal(0) if means else None
+    counterfactual: Decimal | None = Decimal(0) if estimates else None
     for d in domains:
-        estimate = means[d][0] * tandem[d].jobs if d in means else None
+        estimate = estimates[d][0] if d in estimates else None
         if counterfactual is not None and estimate is not None:
             counterfactual += estimate
         by_domain[d] = DomainSavings(
             jobs=tandem[d].jobs,
             tandem_cost=money(tandem[d].cost),
             counterfactual_cost=None if estimate is None else money(estimate),
-            sample_size=means[d][1] if d in means else 0,
+            sample_size=estimates[d][1] if d in estimates else 0,
+            shadow_runs=pairs[d].pairs if d in pairs else 0,
         )
     share = (
         round(float(tandem_cost / counterfactual), 6)
         if counterfactual is not None and counterfactual > 0
         else None
     )
+    runs = sum(p.pairs for p in pairs.values())
     return SavingsReport(
         start=span.start,
         end=span.end,
@@ -202,8 +248,14 @@ def savings_report(
         cost_share=share,
         estimate=SavingsEstimate(
             method=method,
-            sample_size=sum(n for _, n in means.values()),
+            sample_size=sum(n for _, n in estimates.values()),
             detail=detail,
+        ),
+        shadow=ShadowShare(
+            runs=runs,
+            share=round(runs / jobs, 6) if jobs else None,
+            tandem_cost=money(sum((p.tandem_cost for p in pairs.values()), Decimal(0))),
+            shadow_cost=money(sum((p.shadow_cost for p in pairs.values()), Decimal(0))),
         ),
         by_domain=by_domain,
     )
@@ -281,3 +333,55 @@ def budget_report(session: Session, tenant: Tenant, now: datetime) -> BudgetRepo
         alert_threshold=float(tenant.soft_alert_ratio) if tenant.soft_alert_ratio else None,
         daily=[DailyCost(day=d.isoformat(), cost=money(per_day.get(d, Decimal(0)))) for d in days],
     )
+
+
+T = TypeVar("T")
+
+
+def _read(database_url: str, is_admin: bool, scope: Scope, build: Callable[[Session], T]) -> T:
+    """One read-only unit of work; an operator naming a tenant that does not exist gets a 404,
+    not an empty report."""
+    with unit_of_work(database_url) as session:
+        if is_admin and scope.tenant_id is not None:
+            named_tenant(session, scope.tenant_id)
+        return build(session)
+
+
+def read_usage(
+    database_url: str,
+    is_admin: bool,
+    scope: Scope,
+    span: TimeRange,
+    keys: Sequence[GroupKey],
+    max_rows: int,
+) -> UsageReport:
+    return _read(
+        database_url, is_admin, scope, lambda s: usage_report(s, scope, span, keys, max_rows)
+    )
+
+
+def read_savings(
+    database_url: str,
+    is_admin: bool,
+    scope: Scope,
+    span: TimeRange,
+    baseline: BaselineTable | None,
+    min_shadow_jobs: int,
+) -> SavingsReport:
+    return _read(
+        database_url,
+        is_admin,
+        scope,
+        lambda s: savings_report(s, scope, span, baseline, min_shadow_jobs),
+    )
+
+
+def read_truncation(
+    database_url: str, is_admin: bool, scope: Scope, span: TimeRange, policy: Policy
+) -> TruncationReport:
+    return _read(database_url, is_admin, scope, lambda s: truncation_report(s, scope, span, policy))
+
+
+def read_budget(database_url: str, tenant_id: uuid.UUID) -> BudgetReport:
+    with unit_of_work(database_url) as session:
+        return budget_report(session, named_tenant(session, tenant_id), datetime.now(UTC))

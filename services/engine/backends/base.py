@@ -71,6 +71,7 @@ class Session(ABC):
 
     prompt: list[PromptToken]
     seed: int | None
+    cached_tokens: int = 0  # prompt tokens served from the prefix cache, not computed
 
     @abstractmethod
     async def step(self) -> Token:

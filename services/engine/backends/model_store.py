@@ -152,7 +152,7 @@ def load_model(name: str, cache_dir: Path, dtype: str = "auto") -> tuple[Any, An
             source = "gguf"
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model.eval()
+    model.train(False)  # eval mode (``eval`` itself is untyped in transformers)
     report = LoadReport(source=source, path=path, seconds=time.perf_counter() - started)
     log.info("loaded %s from %s (%s) in %.1fs", name, path, source, report.seconds)
     return model, tokenizer, report

@@ -52,6 +52,13 @@ Prompt log-probs (prefill)
     the region. So perplexity falls as insight grows, and the level of the insight tokens
     carries a signal of whether the executor will be right: a classifier has something to learn.
 
+Prefix reuse
+    Modelled as the real backend does it (:mod:`services.engine.prefix_cache`): after each
+    prompt, and at the end of each request (prompt and generated tokens but the last), the
+    token ids are kept; a prompt's ``cached_tokens`` is what the best kept sequence serves of
+    it (the rule of :meth:`services.engine.prefix_cache.PrefixCache.lookup`). Only the count
+    is modelled: what the simulator generates never depends on it.
+
 Timing and faults
     ``sim_ttft_s`` before the first token and ``1 / sim_tokens_per_s`` per token; faults (error
     status, stall, disconnect, slow stream) come from ``sim_faults`` or the ``X-Sim-Fault``
@@ -65,6 +72,7 @@ import hashlib
 import math
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -77,6 +85,7 @@ from services.engine.backends.base import (
     Session,
     Token,
 )
+from services.engine.prefix_cache import PrefixCache
 from services.engine.settings import EngineServerSettings
 
 END_OF_INSIGHTS = "<end_of_insights>"
@@ -160,7 +169,7 @@ def question_of(prompt: str) -> str:
 
 def _evaluate(expression: str) -> Fraction:
     """Exact value of ``+ - * /`` over numbers and parentheses (recursive descent, no eval)."""
-    tokens = re.findall(r"\d+(?:\.\d+)?|[-+*/()]", expression)
+    tokens: list[str] = re.findall(r"\d+(?:\.\d+)?|[-+*/()]", expression)
     pos = 0
 
     def peek() -> str | None:
@@ -335,9 +344,12 @@ class SimBackend(Backend):
     dtype = "sim"
     vocab_size = VOCAB_SIZE
 
-    def __init__(self, model: str, knobs: SimKnobs, *, model_id: str = "") -> None:
+    def __init__(
+        self, model: str, knobs: SimKnobs, *, model_id: str = "", prefix_cache_tokens: int = 0
+    ) -> None:
         self.model_id = model_id or model
         self.knobs = knobs
+        self.prefix_cache: PrefixCache[None] = PrefixCache(prefix_cache_tokens)
         self.default_role = COORDINATOR if "coordinator" in model else EXECUTOR
 
     def encode(self, text: str) -> list[int]:
@@ -385,8 +397,15 @@ class SimBackend(Backend):
             )
             for i, text in enumerate(texts)
         ]
+        hit = self.prefix_cache.lookup(ids)
+        cached = hit.tokens if hit is not None else 0
+        if cached < len(ids):
+            self.prefix_cache.store(ids, None)
         await asyncio.sleep(self.knobs.ttft_s)
-        return SimSession(output, prompt, self.knobs, params, question)
+        session = SimSession(output, prompt, self.knobs, params, question)
+        session.cached_tokens = cached
+        session.keep = lambda emitted: self.prefix_cache.store([*ids, *emitted], None)
+        return session
 
     def _u(self, question: str, params: SamplingParams) -> float:
         if params.sampling:
@@ -448,6 +467,8 @@ class SimSession(Session):
         self._knobs = knobs
         self._question = question
         self._index = 0
+        self._emitted: list[int] = []
+        self.keep: Callable[[list[int]], None] | None = None
 
     async def step(self) -> Token:
         if self._knobs.tokens_per_s > 0:
@@ -456,6 +477,13 @@ class SimSession(Session):
         self._index += 1
         logprob = -0.05 - 1.5 * _uniform("gen", self._question, index)
         if index >= len(self._output):
+            self._emitted.append(EOS_ID)
             return Token(id=EOS_ID, text=EOS_TEXT, logprob=logprob, special=True, eos=True)
         text = self._output[index]
+        self._emitted.append(token_id(text))
         return Token(id=token_id(text), text=text, logprob=logprob)
+
+    async def aclose(self) -> None:
+        # As the real backend: the last token was never fed back, so it has no cached state.
+        if self.keep is not None and len(self._emitted) > 1:
+            self.keep(self._emitted[:-1])

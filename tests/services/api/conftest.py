@@ -21,7 +21,7 @@ from services.api.app import create_app
 from services.api.settings import ApiSettings
 from shared.budgets import settle
 from shared.celery_base import producer_app
-from shared.db.models import Job, JobStatus, ModelCall
+from shared.db.models import ClassifierModel, Job, JobStatus, ModelCall
 from shared.db.session import unit_of_work
 from shared.settings import DEV_ADMIN_KEY
 from shared.tasks import Queue
@@ -83,7 +83,24 @@ def api_redis_url(redis_url: str) -> str:
 
 @pytest.fixture(scope="session")
 def api_settings(database_url: str, api_redis_url: str) -> ApiSettings:
-    return ApiSettings(database_url=database_url, redis_url=api_redis_url, chat_wait_s=30)
+    # The active classifier's schedule is read on every admission: an activation in a test
+    # applies to its next request.
+    return ApiSettings(
+        database_url=database_url, redis_url=api_redis_url, chat_wait_s=30, classifier_refresh_s=0
+    )
+
+
+@pytest.fixture(autouse=True)
+def no_classifier_active(request: pytest.FixtureRequest) -> None:
+    """The API tests admit by the configured levels: no version another test module left
+    active may impose its schedule (the live pipeline activates its own before this runs)."""
+    if "live_api" in request.fixturenames or "database_url" not in request.fixturenames:
+        return
+    request.getfixturevalue("database_url")  # the per-process test database, set up first
+    with unit_of_work() as session:
+        session.execute(
+            update(ClassifierModel).where(ClassifierModel.active.is_(True)).values(active=False)
+        )
 
 
 @pytest.fixture(scope="session")

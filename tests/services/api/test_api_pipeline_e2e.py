@@ -25,7 +25,7 @@ from shared.db.session import unit_of_work
 from shared.settings import DEV_ADMIN_KEY
 from tests.conftest import start_workers, stop_workers, wait_for_workers
 from tests.services.api.conftest import ServerThread
-from tests.services.api.test_events_and_webhooks import read_sse
+from tests.services.api.jobs.test_events_and_webhooks import read_sse
 from tests.services.pipeline.support import sim_engines
 
 pytestmark = pytest.mark.e2e

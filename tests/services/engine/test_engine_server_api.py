@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -10,7 +11,7 @@ import pytest
 PROMPT = "Question: What is 6 * 7?\n\nAnswer:"
 
 
-def post(url: str, path: str, body: dict, **kw: object) -> httpx.Response:
+def post(url: str, path: str, body: dict[str, Any], **kw: object) -> httpx.Response:
     return httpx.post(f"{url}{path}", json=body, timeout=120, **kw)  # type: ignore[arg-type]
 
 
@@ -80,8 +81,8 @@ def test_truncate_keeps_the_last_tokens(any_backend: str) -> None:
 
 
 def test_seeded_sampling_is_reproducible(any_backend: str) -> None:
-    def sample(seed: int) -> dict:
-        return post(
+    def sample(seed: int) -> dict[str, Any]:
+        response = post(
             any_backend,
             "/generate",
             {
@@ -95,7 +96,8 @@ def test_seeded_sampling_is_reproducible(any_backend: str) -> None:
                     "top_p": 0.95,
                 },
             },
-        ).json()
+        )
+        return dict(response.json())
 
     first, again = sample(11), sample(11)
     assert first["generated_text"] == again["generated_text"]
@@ -114,6 +116,7 @@ def test_sse_stream_format(any_backend: str) -> None:
             json.loads(line[5:]) for line in response.iter_lines() if line.startswith("data:")
         ]
     assert [e["index"] for e in events] == list(range(1, len(events) + 1))
+    assert all("top_tokens" not in e for e in events)  # TGI leaves it out when not asked
     assert all(e["generated_text"] is None for e in events[:-1])
     assert events[-1]["details"]["input_length"] > 0
     assert events[-1]["details"]["generated_tokens"] == len(events)
@@ -131,7 +134,9 @@ def test_sse_stream_format(any_backend: str) -> None:
         ({"truncate": 0}, "`truncate` must be strictly positive"),
     ],
 )
-def test_validation_errors_are_tgis(sim_executor: str, parameters: dict, message: str) -> None:
+def test_validation_errors_are_tgis(
+    sim_executor: str, parameters: dict[str, Any], message: str
+) -> None:
     response = post(sim_executor, "/generate", {"inputs": PROMPT, "parameters": parameters})
     assert response.status_code == 422
     body = response.json()
@@ -224,3 +229,36 @@ def test_sim_speed_and_time_to_first_token_are_configurable() -> None:
         response = post(url, "/generate", {"inputs": PROMPT, "parameters": {"max_new_tokens": 10}})
     # 0.5 s + 10 tokens at 20/s: the server reports its own timing, at least that long.
     assert int(response.headers["x-total-time"]) >= 950
+
+
+def test_tgi_document_details_the_fuzz_may_miss(sim_executor: str) -> None:
+    """Deterministic cases of TGI's document (the fuzz in test_engine_tgi_openapi is random)."""
+    # TGI's deserializer is strict: a number is no boolean.
+    assert post(sim_executor, "/", {"inputs": PROMPT, "stream": 0}).status_code == 422
+    # /generate_stream documents its errors as an event stream, with TGI's statuses.
+    refused = post(
+        sim_executor, "/generate_stream", {"inputs": PROMPT, "parameters": {"max_new_tokens": 0}}
+    )
+    assert refused.status_code == 422
+    assert refused.headers["content-type"].startswith("text/event-stream")
+    assert json.loads(refused.text.removeprefix("data:"))["error_type"] == "validation"
+    # /v1/completions: an id and a fingerprint; an empty prompt list is a valid, empty request.
+    empty = post(sim_executor, "/v1/completions", {"prompt": []})
+    assert empty.status_code == 200
+    assert empty.json()["id"] and empty.json()["system_fingerprint"]
+    assert empty.json()["choices"] == [] and empty.json()["usage"]["total_tokens"] == 0
+    two = post(sim_executor, "/v1/completions", {"prompt": ["a", "b"]})
+    assert two.status_code == 422 and two.json()["error_type"] == "batch size exceeded"
+    # Chat is not served: TGI's answer for a model without a chat template.
+    chat = post(sim_executor, "/v1/chat/completions", {"messages": []})
+    assert chat.status_code == 422 and chat.json()["error_type"] == "template_error"
+    # SageMaker's /invocations routes by the body's shape.
+    generated = post(
+        sim_executor, "/invocations", {"inputs": PROMPT, "parameters": {"max_new_tokens": 2}}
+    )
+    assert generated.json()["details"]["generated_tokens"] == 2
+    completed = post(sim_executor, "/invocations", {"prompt": PROMPT, "max_tokens": 2})
+    assert completed.json()["usage"]["completion_tokens"] == 2
+    # Whatever the route, an error has TGI's body.
+    missing = httpx.get(f"{sim_executor}/no-such-route")
+    assert missing.status_code == 404 and set(missing.json()) == {"error", "error_type"}

@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from services.engine.backends.base import RequestContext, SamplingParams
+from services.engine.backends.base import PromptToken, RequestContext, SamplingParams
 from services.engine.backends.sim import (
     END_OF_INSIGHTS,
     SimBackend,
@@ -24,7 +24,9 @@ KNOBS = SimKnobs.from_settings(EngineServerSettings(sim_tokens_per_s=0))
 GREEDY = SamplingParams(max_new_tokens=5000)
 
 
-async def run(backend: SimBackend, prompt: str, *, logprobs: bool = False) -> tuple[str, list]:
+async def run(
+    backend: SimBackend, prompt: str, *, logprobs: bool = False
+) -> tuple[str, list[PromptToken]]:
     session = await backend.start(
         backend.encode(prompt),
         GREEDY,
@@ -116,12 +118,12 @@ async def test_prefill_logprobs_carry_the_insight_signal() -> None:
         for level in means:
             prompt = question + "".join(insights[:level])
             _, prefill = await run(executor, prompt, logprobs=True)
-            values = [t.logprob for t in prefill[1:]]
+            values = [t.logprob for t in prefill[1:] if t.logprob is not None]
             means[level].append(statistics.fmean(values))
             if level == 50:
                 answer, _ = await run(executor, prompt)
                 right = answer.endswith(f"\\boxed{{{answer_of(question)}}}.")
-                tail = [t.logprob for t in prefill[-50:]]
+                tail = [t.logprob for t in prefill[-50:] if t.logprob is not None]
                 by_outcome[right].append(statistics.fmean(tail))
     levels = [statistics.fmean(means[level]) for level in sorted(means)]
     assert levels == sorted(levels) and levels[-1] - levels[0] > 1.0

@@ -7,6 +7,7 @@ directory, because it pins huggingface-hub<1.0; huggingface_hub's InferenceClien
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from huggingface_hub import InferenceClient
@@ -54,7 +55,7 @@ print(json.dumps(out))
 """
 
 
-def _text_generation(url: str) -> dict:
+def _text_generation(url: str) -> dict[str, Any]:
     done = run_tgi_client(TEXT_GENERATION_SCRIPT, url)
     assert done.returncode == 0, done.stderr[-3000:]
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -20,15 +20,18 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import pytest
 from celery import Celery
 
 from shared.budgets import record_reserve, reserve
+from shared.celery_base import send
 from shared.costs import Plan, Profiles, worst_case_cost
 from shared.db.models import Domain, Job, Policy, Role
 from shared.db.session import unit_of_work
 from shared.engines.config import engine_config
 from shared.jobs import start_job
 from shared.prompts import PROMPT_VERSION, template_overhead_tokens
+from shared.tasks import HEALTH_TASKS, Queue
 from shared.tenants.service import create_tenant
 
 LEVELS = (0, 100, 500, 1000)
@@ -121,6 +124,29 @@ def sim_engines(logs: Path, **sim: str) -> Iterator[LocalEngines]:
         yield engines
 
 
+@pytest.fixture(scope="module")
+def sim_env(database_url: str, artifacts_dir: Path) -> Iterator[LocalEngines]:
+    """The simulator pair, with this process's engine variables pointing at it (a module's
+    steps run in-process against them); the variables are restored afterwards."""
+    with sim_engines(artifacts_dir / "steps-sim") as engines, pytest.MonkeyPatch.context() as env:
+        for name, value in engines.env().items():
+            env.setenv(name, value)
+        yield engines
+
+
+def use_classifier(*thresholds: float) -> str:
+    """Activate the simulator's classifier with ``thresholds`` (1.01: never sufficient, 0.0:
+    always); returns its version."""
+    from services.scorer.service import runtime
+    from shared.classifier import SIM_MODEL_PATH, register_version
+
+    version = f"test-{uuid.uuid4().hex[:8]}"
+    with unit_of_work() as session:
+        register_version(session, SIM_MODEL_PATH, version=version, thresholds=list(thresholds))
+    runtime().forget_active()  # this process's scorer sees the new version at once
+    return version
+
+
 def sim_profiles() -> Profiles:
     return Profiles(
         coordinator=engine_config(Role.COORDINATOR).profile,
@@ -135,7 +161,7 @@ def make_tenant(cap: Decimal = Decimal("1000")) -> uuid.UUID:
 
 
 def submit(
-    app: Celery,
+    app: Celery | None,
     tenant_id: uuid.UUID,
     question: str,
     *,
@@ -174,8 +200,57 @@ def submit(
         session.flush()
         record_reserve(session, tenant.id, job.id, reservation)
     if start:
+        assert app is not None, "a job is started through a Celery app"
         start_job(app, job)
     return job.id
+
+
+def drain(app: Celery, queues: list[Queue], timeout_s: float = 30.0) -> None:
+    """Wait until every message sent to ``queues`` so far has been handled: a health probe
+    sent behind them is answered only then (one worker process per queue takes one message
+    at a time, in order)."""
+    probes = [send(app, HEALTH_TASKS[queue], {}) for queue in queues]
+    for probe in probes:
+        app.AsyncResult(probe).get(timeout=timeout_s)
+
+
+def job_row(job_id: uuid.UUID) -> Job:
+    """The job as committed, detached."""
+    with unit_of_work() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        session.expunge(job)
+        return job
+
+
+def history(job_id: uuid.UUID) -> list[tuple[str, str | None, int | None]]:
+    """The job's events in order: (kind, status, level)."""
+    from sqlalchemy import select
+
+    from shared.db.models import JobEvent
+
+    with unit_of_work() as session:
+        rows = session.execute(
+            select(JobEvent.kind, JobEvent.status, JobEvent.level)
+            .where(JobEvent.job_id == job_id)
+            .order_by(JobEvent.id)
+        ).all()
+    return [(kind, status, level) for kind, status, level in rows]
+
+
+def calls_of(job_id: uuid.UUID) -> list[tuple[str, str]]:
+    """The job's recorded model calls in order: (step, role)."""
+    from sqlalchemy import select
+
+    from shared.db.models import ModelCall
+
+    with unit_of_work() as session:
+        rows = session.execute(
+            select(ModelCall.step, ModelCall.role)
+            .where(ModelCall.job_id == job_id)
+            .order_by(ModelCall.created_at)
+        ).all()
+    return [(step, role) for step, role in rows]
 
 
 def wait_terminal(job_id: uuid.UUID, timeout_s: float = 60.0) -> Job:

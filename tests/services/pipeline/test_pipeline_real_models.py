@@ -12,11 +12,11 @@ import pytest
 
 from shared.celery_base import producer_app
 from shared.classifier import DEFAULT_MODEL_PATH, LAB_MODEL_PATH, register_version
-from shared.datasets import Split, generate
 from shared.db.models import Job, ModelCall
 from shared.db.session import unit_of_work
 from shared.jobs import repository as repo
 from shared.prompts import LAB_MODEL_PREFIX
+from tandem.datasets import Split, generate
 from tandem.lab.configs import MODELS_DIR as LAB_MODELS_DIR
 from tandem.lab.configs import SEED
 from tandem.stack.stack import lab_engine_env
@@ -89,7 +89,7 @@ def lab_env(artifacts_dir: Path, database_url: str, redis_url: str) -> Iterator[
         executor=str(LAB_MODELS_DIR / "executor"),
         model_ids=(f"{LAB_MODEL_PREFIX}-coordinator", f"{LAB_MODEL_PREFIX}-executor"),
     ) as engines:
-        yield {**engines.env(), **lab_engine_env()}
+        yield {**engines.env(), **lab_engine_env("lab")}
 
 
 def test_lab_pair_job_through_every_service(lab_env: dict[str, str], artifacts_dir: Path) -> None:

@@ -77,7 +77,7 @@ def test_transient_errors_retry_then_fail_the_job_and_release_its_reservation(ap
 
     with pytest.raises(TransientError):  # retries left: re-raised for Celery's autoretry
         run_step(task, app, str(job_id), step)
-    assert job_row(job_id).status == "scoring"
+    assert job_row(job_id).status == "queued"  # nothing recorded: the step is tried again
 
     task.request.retries = 2  # the last allowed attempt
     result = run_step(task, app, str(job_id), step)
@@ -115,14 +115,22 @@ def test_stale_or_foreign_messages_do_nothing(app: Celery) -> None:
     assert job_row(job_id).status == "queued"
 
 
-def test_sweeper_fails_stuck_jobs_and_settles_them(app: Celery) -> None:
+def test_sweeper_announces_a_stuck_job_again_then_fails_and_settles_it(app: Celery) -> None:
     job_id = submit(app, make_tenant(), "What is 2 + 2?", start=False)
-    with unit_of_work() as session:
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(status="coordinating", updated_at=datetime.now(UTC) - timedelta(hours=2))
-        )
+
+    def stale() -> None:
+        with unit_of_work() as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(status="coordinating", updated_at=datetime.now(UTC) - timedelta(hours=2))
+            )
+
+    for _ in range(accounting.REANNOUNCE_LIMIT):
+        stale()
+        result, following = accounting.sweep(stuck_after_s=3600)
+        assert str(job_id) in result.reannounced
+    stale()
     result, following = accounting.sweep(stuck_after_s=3600)
     assert str(job_id) in result.failed
     assert any(t.kwargs.get("job_id") == str(job_id) for t in following)

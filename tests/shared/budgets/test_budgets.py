@@ -20,7 +20,15 @@ from shared.budgets import (
     settle,
     verify_ledger,
 )
-from shared.db.models import Budget, BudgetPeriod, Job, JobEvent, LedgerEntry, Tenant
+from shared.db.models import (
+    Budget,
+    BudgetAlert,
+    BudgetPeriod,
+    Job,
+    JobEvent,
+    LedgerEntry,
+    Tenant,
+)
 from shared.errors import NotFoundError, ValidationFailed
 from shared.tenants import create_tenant
 
@@ -131,8 +139,13 @@ def test_soft_alert_fires_once_when_crossed(db_session: Session) -> None:
     alerts = db_session.execute(
         select(JobEvent).where(JobEvent.kind == "budget_alert", JobEvent.job_id == b.id)
     ).scalars()
-    assert [e.data["cap"] for e in alerts] == ["1.000000000000"]
-    assert budget_of(db_session, tenant).alert_sent_at is not None
+    assert [e.data["cap"] for e in alerts] == ["1"]  # plain decimal, as the API writes money
+    crossed = db_session.scalars(
+        select(BudgetAlert.threshold).where(
+            BudgetAlert.budget_id == budget_of(db_session, tenant).id
+        )
+    ).all()
+    assert crossed == ["soft"]
 
 
 def test_settle_rejects_bad_input(db_session: Session) -> None:

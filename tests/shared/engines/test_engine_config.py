@@ -57,3 +57,13 @@ def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch) -> N
         monkeypatch.delenv(f"TANDEM_{name}", raising=False)
     assert engine_config(Role.COORDINATOR).url == "http://127.0.0.1:8081"
     assert engine_config(Role.EXECUTOR).profile.name == "smollm2-135m"
+
+
+def test_the_configuration_is_kept_until_a_variable_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TANDEM_EXECUTOR_ENGINE_URL", "http://a:1")
+    first = engine_config(Role.EXECUTOR)
+    assert engine_config(Role.EXECUTOR) is first  # not rebuilt from the environment per call
+    monkeypatch.setenv("TANDEM_EXECUTOR_ENGINE_URL", "http://b:2")
+    assert engine_config(Role.EXECUTOR).url == "http://b:2"

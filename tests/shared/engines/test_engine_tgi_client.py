@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import httpx
+import httpx2
 import pytest
 
 from services.engine.backends.sim import END_OF_INSIGHTS, sim_tokens
@@ -116,8 +117,8 @@ async def test_transient_errors_surface_after_the_bound(sim_url: str) -> None:
         await tgi.generate(QUESTION, max_new_tokens=3)
     error = caught.value
     assert error.status == 429 and error.details["attempts"] == 3
-    assert error.engine.endswith(sim_url) and error.route == "POST /"
-    assert error.reason == "OverloadedError"
+    assert error.engine.endswith(sim_url) and error.route == "POST /generate"
+    assert error.reason == "overloaded"
     await tgi.aclose()
 
 
@@ -126,7 +127,7 @@ async def test_final_errors_name_engine_route_status_and_reason(client: TGIClien
         await client.generate(QUESTION, max_new_tokens=3, stop=["a", "b", "c", "d", "e"])
     error = caught.value
     assert not isinstance(error, TransientEngineError)
-    assert error.status == 422 and error.reason == "ValidationError"
+    assert error.status == 422 and error.reason == "validation"
     assert "stop sequences" in error.message and "sim" not in error.route
 
 
@@ -188,3 +189,21 @@ def test_offline_mode_of_huggingface_hub_is_refused_with_a_clear_error(
     monkeypatch.setattr(constants, "is_offline_mode", lambda: True)
     with pytest.raises(ConfigurationError, match="HF_HUB_OFFLINE"):
         TGIClient(EngineConfig(url="http://127.0.0.1:1", profile=ModelProfile("m", 1)))
+
+
+async def test_calls_share_one_pooled_connection_and_are_not_streamed(sim_url: str) -> None:
+    tgi = TGIClient(config(sim_url))
+    seen: list[str] = []
+
+    async def note(request: httpx2.Request) -> None:
+        seen.append(f"{request.method} {request.url.path}")
+
+    tgi._http.event_hooks["request"].append(note)
+    for _ in range(3):
+        await tgi.generate(QUESTION, max_new_tokens=5)
+    await tgi.prompt_logprobs(QUESTION)
+    assert seen == ["POST /generate"] * 4  # whole answers: never a stream
+    transport = tgi._http._transport
+    assert isinstance(transport, httpx2.AsyncHTTPTransport)
+    assert len(transport._pool.connections) == 1  # kept alive, reused
+    await tgi.aclose()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.db.models import Job, JobEvent, JobStatus, Policy
-from shared.jobs import InvalidTransition, can_transition, first_task, transition
+from shared.jobs import InvalidTransition, can_transition, first_task, next_task, transition
+from shared.jobs.service import mark_failed
 from shared.tasks import TaskName
 from shared.tenants.service import create_tenant
 
@@ -110,3 +112,51 @@ def test_first_task_by_policy(
     task = first_task(job)
     assert task.name is name
     assert dict(task.kwargs) == {"job_id": str(job.id), **kwargs}
+
+
+def test_leaving_the_queue_writes_started_at_and_an_end_finished_at(db_session: Session) -> None:
+    job = _job(db_session)
+    began = datetime.now(UTC) - timedelta(seconds=5)
+    transition(db_session, job, S.SCORING, level=0, at=began)
+    assert job.started_at == began and job.finished_at is None
+    transition(db_session, job, S.COORDINATING, level=1)
+    assert job.started_at == began  # written once, when the work began
+    transition(db_session, job, S.FAILED)
+    assert job.finished_at is not None and job.finished_at >= began
+    never = _job(db_session)
+    transition(db_session, never, S.CANCELLED)  # cancelled in the queue: it never started
+    assert never.started_at is None and never.finished_at is not None
+
+
+def test_a_failure_is_a_transition_with_its_reason(db_session: Session) -> None:
+    job = _job(db_session)
+    mark_failed(db_session, job, "publish_failed", "the job queue was unreachable")
+    db_session.flush()
+    event = db_session.scalars(select(JobEvent).where(JobEvent.job_id == job.id)).one()
+    assert (event.kind, event.status) == ("status", "failed")
+    assert event.data["error_code"] == "publish_failed"
+    assert (job.error_code, job.error_message) == (
+        "publish_failed",
+        "the job queue was unreachable",
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "level", "name", "kwargs"),
+    [
+        (S.SCORING, 2, TaskName.SCORER_SCORE, {"level": 2}),
+        (S.COORDINATING, 2, TaskName.COORDINATOR_EXTEND, {"level": 3}),
+        (S.EXECUTING, 1, TaskName.EXECUTOR_EXECUTE, {}),
+        (S.SETTLING, 1, TaskName.ACCOUNTING_SETTLE, {}),
+    ],
+)
+def test_the_status_says_which_step_the_job_waits_for(
+    db_session: Session, status: JobStatus, level: int, name: TaskName, kwargs: dict[str, int]
+) -> None:
+    job = _job(db_session)
+    job.status, job.current_level = status.value, level
+    task = next_task(job)
+    assert task is not None and task.name is name
+    assert dict(task.kwargs) == {"job_id": str(job.id), **kwargs}
+    job.status = S.SUCCEEDED.value
+    assert next_task(job) is None

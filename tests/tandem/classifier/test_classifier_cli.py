@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from shared.classifier import DEFAULT_MODEL_PATH, ClassifierRuntime, read_metadata
 from shared.errors import NotFoundError, ValidationFailed
 from tandem.classifier.activation import activate_model, activate_version
-from tandem.classifier.collected import of_split, read_collected
+from tandem.classifier.collected import Call, of_split, read_collected
 from tandem.classifier.model_files import set_thresholds
 from tandem.cli import app
 from tests.services.engine.server_fixtures import engine_server
@@ -112,6 +112,18 @@ def test_collected_file_has_every_level_and_the_engines(pipeline: dict[str, Path
         assert right == sorted(right)
         assert q.coordinator_alone is not None and q.coordinator_alone.correct
         assert all(len(r.logprobs) == r.scoring.prompt_tokens for r in q.levels)
+        calls = [r.scoring for r in q.levels] + [r.answer.call for r in q.levels]
+        assert all(0 <= c.cached_tokens <= c.prompt_tokens for c in calls)
+    # The engines' prefix cache serves the executor the prompt its scorer has just read.
+    answers = [r.answer.call for q in questions for r in q.levels]
+    assert sum(c.cached_tokens > 0 for c in answers) > len(answers) / 2
+
+
+def test_a_call_without_cached_tokens_is_written_as_before() -> None:
+    assert Call(10, 3).to_dict() == {"prompt_tokens": 10, "generated_tokens": 3}
+    assert Call.from_dict({"prompt_tokens": 10, "generated_tokens": 3}) == Call(10, 3, 0)
+    cached = Call(10, 3, 8)
+    assert Call.from_dict(cached.to_dict()) == cached
 
 
 def test_collect_resumes_and_refuses_another_setup(pipeline: dict[str, Path]) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from shared.classifier import ClassifierRuntime, read_metadata, register_version
 from shared.classifier import repository as classifier_repo
+from shared.classifier.rules import ThresholdRule
 from shared.errors import ConfigurationError
 from shared.features import FEATURE_NAMES, features
 from tandem.classifier.train import train
@@ -73,7 +74,9 @@ def test_runtime_follows_the_active_version(db_session: Session, trained: tuple[
     first = register_version(db_session, path, version="unit-a", thresholds=[0.1])
     loaded = runtime.current(db_session)
     assert (loaded.version, loaded.thresholds) == ("unit-a", (0.1,))
-    assert loaded.threshold(3) == 0.1  # past the fitted list: the last one
+    # No schedule in this file: by position, past the fitted list the last one.
+    rule = loaded.rule_for([0, 10, 20, 30])
+    assert isinstance(rule, ThresholdRule) and rule.threshold(30) == 0.1
     confident = features([-1.0] * 40, 1, 100)
     unsure = features([-4.0] * 40, 1, 100)
     assert loaded.score(confident) > 0.5 > loaded.score(unsure)

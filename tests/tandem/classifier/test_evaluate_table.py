@@ -1,4 +1,5 @@
-"""The evaluation table's arithmetic on a tiny hand-made collected file and a hand-set model.
+"""The evaluation table's and the frontier's arithmetic on a tiny hand-made collected file and a
+hand-set model, and the frontier of the committed lab classifier on its committed data.
 
 The model's score is sigmoid(10 · mean prompt log-prob + 20): about 1 for a mean of -1 and about
 0 for -3, so which level Tandem stops at is known, and every number of the table can be worked
@@ -17,7 +18,10 @@ import pytest
 
 from shared.features import FEATURE_NAMES
 from tandem.classifier.evaluate import evaluate_model
+from tandem.classifier.frontier import MEASURES, auroc, mixture_accuracy
 from tandem.classifier.train import _onnx_graph
+
+ROOT = Path(__file__).resolve().parents[3]
 
 SURE = [None, -1.0, -1.0, -1.0]  # mean -1: score ~1
 UNSURE = [None, -3.0, -3.0, -3.0]  # mean -3: score ~0
@@ -247,3 +251,110 @@ def test_savings_baseline_is_what_the_savings_report_reads(
     assert table.domains["math"].mean_cost == Decimal("0.00011")
     assert table.domains["math"].sample_size == 2
     assert "coordinator alone (big)" in table.source
+
+
+def test_mixture_of_fixed_levels_is_their_capped_upper_envelope() -> None:
+    cost = np.array([1.0, 3.0, 5.0])
+    accuracy = np.array([0.2, 0.6, 0.5])
+    budgets = np.array([0.5, 1.0, 2.0, 4.0, 6.0])
+    got = mixture_accuracy(np.broadcast_to(cost, (5, 3)), accuracy, budgets)
+    assert np.isnan(got[0])  # nothing is that cheap
+    # Half level 0, half level 1 at cost 2; beyond level 1 nothing better is on sale.
+    assert got[1:] == pytest.approx([0.2, 0.4, 0.6, 0.6])
+
+
+def test_auroc_counts_ties_as_halves_and_needs_both_classes() -> None:
+    labels = np.array([False, False, True, True])
+    assert auroc(np.array([0.1, 0.2, 0.8, 0.9]), labels) == 1.0
+    assert auroc(np.array([0.9, 0.8, 0.2, 0.1]), labels) == 0.0
+    assert auroc(np.array([0.5, 0.5, 0.5, 0.5]), labels) == 0.5
+    assert auroc(np.array([0.1, 0.6, 0.6, 0.9]), labels) == pytest.approx(0.875)
+    assert auroc(np.array([0.1, 0.2]), np.array([True, True])) is None
+
+
+def test_frontier_rows_agree_with_the_table(files: tuple[Path, Path], tmp_path: Path) -> None:
+    model, collected = files
+    evaluation = evaluate_model(model, collected, tmp_path / "results")
+    frontier = json.loads((tmp_path / "results" / "frontier.json").read_text())
+    policies = {p["name"]: p for p in frontier["policies"]}
+    assert frontier["measures"] == list(MEASURES)
+    shipped = policies["stop rule (shipped thresholds)"]
+    tandem = evaluation.row("tandem")
+    assert shipped["accuracy"] == tandem.accuracy
+    generated, total, money = shipped["cost"]
+    assert generated == pytest.approx(tandem.gflops_generated * 1e9)
+    assert total == pytest.approx((tandem.gflops_generated + tandem.gflops_prompt) * 1e9)
+    assert money == pytest.approx(tandem.money_per_1k / 1000)
+    # Oracle: T1 is first right at level 1, T2 at level 0; both right, no scoring passes.
+    oracle = policies["oracle (cheapest correct level)"]
+    assert oracle["accuracy"] == 1.0
+    assert oracle["cost"][0] == pytest.approx((2 * 1e9 * 10 + 2 * 1e8 * 5 + 2 * 1e8 * 5) / 2)
+    fixed = [name for name in policies if name.startswith("fixed level")]
+    assert fixed == ["fixed level 1", "fixed level 2"]
+    # Every fitted rule carries its weights, thresholds and intervals.
+    fitted = [p for name, p in policies.items() if name.startswith("stop rule fitted")]
+    assert fitted and all(p["details"]["lambdas"] and p["intervals"] for p in fitted)
+    assert sum(len(p["details"]["lambdas"]) for p in fitted) == len(frontier["meta"]["lambdas"])
+    versus = shipped["intervals"]["versus_mixture"]["total FLOPs"]
+    assert versus["difference"] == pytest.approx(1.0 - versus["mixture_accuracy"], abs=1e-4)
+    assert [row["level"] for row in frontier["aurocs"]] == [0, 1, 2]
+    assert (tmp_path / "results" / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+    assert (
+        "| stop rule (shipped thresholds) | 100.0% |"
+        in (tmp_path / "results" / "frontier.md").read_text()
+    )
+    # No train questions here: nothing to fit the lookahead rule's models on, so no such rows.
+    assert frontier["meta"]["train_questions"] == 0
+    assert not [name for name in policies if name.startswith("lookahead fitted")]
+
+
+def test_committed_lab_classifier_sits_below_the_fixed_level_mixture(tmp_path: Path) -> None:
+    """The committed lab classifier on its committed data: what the frontier shows is what
+    was measured by hand, and it says the threshold rule does not beat a constant, while the
+    lookahead rule over the same features does."""
+    source = ROOT / "models" / "classifier" / "lab-catalog-mlp-v1.onnx"
+    model = tmp_path / source.name
+    model.write_bytes(source.read_bytes())
+    model.with_suffix(".json").write_text(source.with_suffix(".json").read_text())
+    collected = ROOT / "models" / "classifier" / "data" / "lab-catalog.jsonl"
+    evaluate_model(model, collected, tmp_path / "results")
+    frontier = json.loads((tmp_path / "results" / "frontier.json").read_text())
+    policies = {p["name"]: p for p in frontier["policies"]}
+    assert frontier["meta"]["test_questions"] == 300
+
+    def shares(name: str) -> list[float]:
+        return [round(100 * share, 1) for share in policies[name]["cost_share"]]
+
+    assert policies["fixed level 1"]["accuracy"] == pytest.approx(0.297, abs=5e-4)
+    assert shares("fixed level 1")[0] == 29.3
+    assert policies["fixed level 2"]["accuracy"] == pytest.approx(0.45)
+    assert policies["oracle (cheapest correct level)"]["accuracy"] == pytest.approx(0.573, abs=5e-4)
+    assert shares("oracle (cheapest correct level)")[0] == 23.1
+    shipped = policies["stop rule (shipped thresholds)"]
+    assert shipped["accuracy"] == pytest.approx(0.29)
+    assert shares("stop rule (shipped thresholds)")[:2] == [33.1, 86.7]
+    # Below the best mixture of fixed levels at its total FLOPs, the interval excluding 0.
+    versus = shipped["intervals"]["versus_mixture"]["total FLOPs"]
+    assert versus["difference"] == pytest.approx(-0.083, abs=1e-3)
+    assert versus["interval"][1] < 0
+    # No fitted weight buys more than 1 point over the mixture at its cost.
+    for name, policy in policies.items():
+        if name.startswith("stop rule fitted"):
+            assert policy["intervals"]["versus_mixture"]["total FLOPs"]["difference"] < 0.01
+    # The lookahead rule (beyond the paper) does: about 4 to 5 points at some weights, with
+    # the interval above 0, below the coordinator alone's total FLOPs.
+    lookahead = {
+        name: policy["intervals"]["versus_mixture"]["total FLOPs"]
+        for name, policy in policies.items()
+        if name.startswith("lookahead fitted")
+    }
+    assert sum(len(policies[name]["details"]["lambdas"]) for name in lookahead) == len(
+        frontier["meta"]["lambdas"]
+    )
+    best = max(lookahead, key=lambda name: lookahead[name]["difference"] or -1.0)
+    assert lookahead[best]["difference"] > 0.04 and lookahead[best]["interval"][0] > 0
+    assert shares(best)[1] < 100
+    # One feature (prompt length) ranks answers better than the classifier at levels 0 to 2.
+    for row in frontier["aurocs"][:3]:
+        assert row["best_feature"] == "seq_length"
+        assert row["best_feature_test"] > row["classifier"]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from shared.datasets import Split, TaskRecord, split_of
 from shared.db.models import Domain
 from tandem.classifier.questions import (
     QuestionFileError,
@@ -17,6 +16,7 @@ from tandem.classifier.questions import (
     prompt_domain,
     read_question_file,
 )
+from tandem.datasets import Split, TaskRecord, split_of
 
 
 def write(path: Path, *records: dict[str, object]) -> Path:
@@ -83,6 +83,13 @@ def test_prompt_domains() -> None:
     assert prompt_domain("math") is Domain.MATH
     assert prompt_domain("code") is Domain.CODE
     assert prompt_domain("lists") is Domain.GENERAL
+    # The lab v2 domains' answers are numbers: a job extracts them as math answers.
+    assert prompt_domain("shop") is Domain.MATH and prompt_domain("ages") is Domain.MATH
+
+
+def test_a_lab_v2_answer_is_graded_as_a_number() -> None:
+    text = " 2 ro-ra at 9: 9, 18. 2 ma-pu at 2: 2, 4. 18 + 4: 8 + 4 = 12, so 22. Answer: 22"
+    assert grade_output(task("shop", "22", "math"), text) == ("22", True)
 
 
 def task(domain: str, reference: str, grader: str) -> TaskRecord:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from shared.classifier.rules import positional
 from tandem.classifier.policies import tandem_levels
 from tandem.classifier.thresholds import (
     NEVER,
@@ -55,16 +56,16 @@ def test_cheapest_thresholds_reaching_the_target() -> None:
 def test_an_unreachable_target_takes_the_most_accurate_then_cheapest() -> None:
     result = fit_thresholds(known_case(), Objective(target=1.0, reference_cost=25.0))
     assert result.reached is False
-    assert (result.accuracy, result.cost) == (pytest.approx(0.75), pytest.approx(13.0))
+    assert (result.accuracy, result.cost) == pytest.approx((0.75, 13.0))
 
 
 def test_lambda_trades_accuracy_for_cost() -> None:
     # lambda 1: 0.75 - 13/24 beats stopping everything at level 0 (0.25 - 2/24).
     mild = fit_thresholds(known_case(), Objective(lam=1.0, reference_cost=24.0))
-    assert (mild.accuracy, mild.cost) == (pytest.approx(0.75), pytest.approx(13.0))
+    assert (mild.accuracy, mild.cost) == pytest.approx((0.75, 13.0))
     # lambda 3: everything at level 0 (0.25 - 3 * 2/24 = 0) is best.
     harsh = fit_thresholds(known_case(), Objective(lam=3.0, reference_cost=24.0))
-    assert (harsh.accuracy, harsh.cost) == (pytest.approx(0.25), pytest.approx(2.0))
+    assert (harsh.accuracy, harsh.cost) == pytest.approx((0.25, 2.0))
     assert harsh.thresholds[0] <= 0.1
 
 
@@ -97,7 +98,9 @@ def test_replay_matches_the_scorer_decision_rule() -> None:
     for row in range(len(grid)):
         right, spent = 0, 0.0
         for i in range(n):
-            stop, chosen = tandem_levels(scores[i], grid[row], finished[i])
+            budgets = [0, 10, 20, 30]
+            rule = positional(budgets, list(grid[row]))
+            stop, chosen = tandem_levels(rule, scores[i], [[]] * levels, budgets, finished[i])
             right += table.correct[i, chosen]
             spent += table.prefix_cost[i, stop] + table.answer_cost[i, chosen]
         assert accuracy[row] == pytest.approx(right / n)

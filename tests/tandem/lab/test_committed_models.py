@@ -11,12 +11,12 @@ import json
 
 import pytest
 
-from shared.datasets import Split, generate, grade
 from shared.prompts.lab import INSIGHT_END, executor_prompt, insight_prompt
+from tandem.datasets import Split, generate, grade
 from tandem.lab.configs import DOMAINS, MODELS_DIR, SEED, Role
 from tandem.lab.corpus import truncate_ids
 from tandem.lab.evaluate import MAX_INSIGHT_TOKENS, MAX_SOLUTION_TOKENS
-from tandem.lab.inference import LabModel
+from tandem.lab.inference import Generation, LabModel
 from tandem.lab.pipeline import read_manifest
 
 QUESTIONS = 10
@@ -74,7 +74,7 @@ def test_pair_answers_fixed_test_questions(pair, domain):
         MAX_SOLUTION_TOKENS,
     )
 
-    def right(generations):
+    def right(generations: list[Generation]) -> int:
         return sum(
             grade(r.grader, g.text, r.reference) for r, g in zip(records, generations, strict=True)
         )

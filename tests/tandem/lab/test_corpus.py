@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from transformers import AutoTokenizer
 
-from shared.datasets import Split
 from shared.prompts.lab import executor_prompt, insight_prompt
+from tandem.datasets import Split
 from tandem.lab.configs import DOMAINS, Role
 from tandem.lab.corpus import (
     IGNORE,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from shared.datasets import Split, generate
 from shared.prompts.lab import INSIGHT_END, executor_prompt, solution_text
+from tandem.datasets import Split, generate
 from tandem.lab.configs import DOMAINS
 from tandem.lab.corpus import TOKENIZER_DIR
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -69,11 +70,25 @@ def test_up_status_down_stops_only_what_it_started() -> None:
             "worker-scorer",
             "worker-executor",
             "worker-accounting",
+            "worker-webhooks",
         }
 
         status = tandem(["stack", "status", "--json"], env)
         assert status.returncode == 0, status.stdout + status.stderr
         assert all(part["healthy"] for part in json.loads(status.stdout)["parts"])
+
+        # Killed processes are brought back by `up` (not refused because something is down).
+        before = StackState.load(stack_dir / "stack.json").processes
+        killed = ["worker-accounting", "api", "beat"]
+        for name in killed:
+            os.kill(int(str(before[name]["pid"])), signal.SIGKILL)
+        again = tandem(["stack", "up", "--json"], env)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert json.loads(again.stdout)["healthy"] is True
+        after_restart = StackState.load(stack_dir / "stack.json").processes
+        for name in before:
+            moved = after_restart[name]["pid"] != before[name]["pid"]
+            assert moved == (name in killed), name
 
         state = StackState.load(stack_dir / "stack.json")
         pids = [int(str(info["pid"])) for info in state.processes.values()]

@@ -13,6 +13,7 @@ from services.scorer.settings import ScorerSettings
 from shared.classifier import DEFAULT_MODEL_PATH
 from shared.classifier.runtime import resolve_path
 from tandem.classifier.model_files import read_card
+from tandem.lab.configs import MODELS_DIR as LAB_MODELS_DIR
 from tandem.stack import stack
 from tandem.stack.settings import StackSettings
 
@@ -65,13 +66,45 @@ def test_lab_engines_serve_the_lab_pair_with_its_parameter_counts(
     monkeypatch.delenv("TANDEM_CLASSIFIER_DEFAULT_PATH", raising=False)
     lab = stack.Stack(StackSettings(engines="lab"))
     args = lab.engine_args("coordinator")
-    assert args[args.index("--model") + 1] == str(stack.LAB_MODELS_DIR / "coordinator")
+    assert args[args.index("--model") + 1] == str(LAB_MODELS_DIR / "coordinator")
     assert args[args.index("--model-id") + 1] == "tandem-lab-coordinator"
     env = lab.environment()
     for role in ("coordinator", "executor"):
-        manifest = json.loads((stack.LAB_MODELS_DIR / role / "manifest.json").read_text())
+        manifest = json.loads((LAB_MODELS_DIR / role / "manifest.json").read_text())
         assert env[f"TANDEM_{role.upper()}_ENGINE_MODEL_ID"] == f"tandem-lab-{role}"
         assert env[f"TANDEM_{role.upper()}_ENGINE_MODEL_PARAMETERS"] == str(manifest["parameters"])
+
+
+def test_lab_v2_engines_serve_pair_v2_with_its_classifier_and_its_schedule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TANDEM_LEVELS", raising=False)
+    monkeypatch.delenv("TANDEM_CLASSIFIER_DEFAULT_PATH", raising=False)
+    v2 = stack.Stack(StackSettings(engines="lab-v2"))
+    models = LAB_MODELS_DIR / "v2"
+    args = v2.engine_args("executor")
+    assert args[args.index("--model") + 1] == str(models / "executor")
+    assert args[args.index("--model-id") + 1] == "tandem-lab-v2-executor"
+    env = v2.environment()
+    classifier = Path(env["TANDEM_CLASSIFIER_DEFAULT_PATH"])
+    header = read_card(classifier)["trained_on"]["header"]
+    # The classifier was collected on these very engines, at this schedule.
+    assert header["coordinator"]["model"] == env["TANDEM_COORDINATOR_ENGINE_MODEL_ID"]
+    assert header["executor"]["model"] == env["TANDEM_EXECUTOR_ENGINE_MODEL_ID"]
+    assert json.loads(env["TANDEM_LEVELS"]) == header["levels"]
+    for role in ("coordinator", "executor"):
+        manifest = json.loads((models / role / "manifest.json").read_text())
+        assert env[f"TANDEM_{role.upper()}_ENGINE_MODEL_PARAMETERS"] == str(manifest["parameters"])
+
+
+def test_the_lab_v2_demo_question_needs_one_insight() -> None:
+    from tandem.datasets import Split, generate
+    from tandem.lab.configs import SEED
+    from tandem.stack.demo import demo_question
+
+    question = demo_question("lab-v2")
+    record = next(q for q in generate("shop", Split.TEST, 50, seed=SEED) if q.question == question)
+    assert record.meta["missing_facts"] == 1 and record.insights.startswith("Retrieval:")
 
 
 def test_stack_env_prints_the_services_environment_as_exports(
@@ -94,3 +127,12 @@ def test_stack_env_prints_the_services_environment_as_exports(
     # The coordinator-alone baseline measured with the lab classifier: the dashboard's savings.
     baseline = "models/classifier/results/lab-catalog-mlp-v1/savings_baseline.json"
     assert any(line.endswith(baseline) for line in lines)
+
+
+def test_a_checkpoint_reads_as_its_score_against_its_threshold_or_rule() -> None:
+    from shared.jobs.audit import score_line
+
+    entry = {"level": 1, "score": 0.9986, "threshold": 0.99634, "decision": "stop"}
+    assert score_line(entry) == "level 1: score 0.9986 threshold 0.9963 -> stop"
+    ruled = {"level": 0, "score": 0.2, "threshold": None, "rule": "lookahead", "decision": "go"}
+    assert score_line(ruled) == "level 0: score 0.2000 rule lookahead -> go"

@@ -194,6 +194,14 @@
     D.text("tile-calls", `${D.integer(t.calls)} model calls`);
   }
 
+  // Where the coordinator-alone cost comes from (the savings report's estimate.method).
+  const SAVINGS_METHODS = {
+    shadow: "shadow runs",
+    llm_only_jobs: "llm_only jobs",
+    offline_table: "offline table",
+    none: "none",
+  };
+
   function renderSavings(savings) {
     D.chart("chart-savings", {
       type: "bar",
@@ -216,7 +224,15 @@
       },
     });
     const estimate = savings.estimate;
-    const basis = `Estimate: ${estimate.method}, sample of ${D.integer(estimate.sample_size)}. ${estimate.detail}`;
+    const method = SAVINGS_METHODS[estimate.method] || estimate.method;
+    const basis = `Estimate: ${method}, sample of ${D.integer(estimate.sample_size)}. ${estimate.detail}`;
+    const shadow = savings.shadow;
+    D.text(
+      "savings-shadow",
+      `Shadow runs: ${D.integer(shadow.runs)} of ${D.integer(savings.jobs)} tandem jobs measured` +
+        (shadow.share === null ? "" : ` (${D.percent(shadow.share)})`) +
+        ` by the coordinator alone, ${D.money(shadow.shadow_cost)} on the operator's account.`,
+    );
     if (savings.savings === null) {
       D.text("savings-note", `No coordinator-alone estimate for ${D.integer(savings.jobs)} jobs. ${basis}`);
       D.text("tile-savings", "–");
@@ -229,7 +245,7 @@
         `${D.percent(savings.cost_share)} of the coordinator-alone estimate. ${basis}`,
     );
     D.text("tile-savings", D.money(savings.savings));
-    D.text("tile-share", `Tandem at ${D.percent(savings.cost_share)} of the cost (${estimate.method})`);
+    D.text("tile-share", `Tandem at ${D.percent(savings.cost_share)} of the cost (${method})`);
   }
 
   function renderTruncation(truncation) {
@@ -381,6 +397,8 @@
       if (operator) renderTenants(byTenant);
       renderRecent(recent);
       document.body.dataset.state = "ready";
+      // Panels in their own scripts (alerts.js) load for the same key and tenant.
+      document.dispatchEvent(new CustomEvent("dash:ready", { detail: { operator, tenantId } }));
     } catch (error) {
       const refused = error instanceof D.ApiError && (error.status === 401 || error.status === 403);
       if (refused && (tenants === null || !operator)) {

@@ -1,0 +1,1 @@
+"""Operator routes: tenants, their keys and budgets, the ledger check."""

@@ -1,0 +1,106 @@
+"""The subset of OpenAI's chat completion shapes the front door speaks."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.db.models import Domain
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = Field(
+        False, description="Send a last chunk with `usage` (and empty `choices`) before [DONE]."
+    )
+
+
+class ChatCompletionRequest(BaseModel):
+    """The subset of OpenAI's request Tandem honours; unknown OpenAI fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(..., min_length=1, description="'tandem' or 'tandem-<policy>'.")
+    messages: list[ChatMessage] = Field(..., min_length=1)
+    max_tokens: int | None = Field(None, gt=0)
+    max_completion_tokens: int | None = Field(None, gt=0)
+    stream: bool | None = Field(
+        False, description="Answer as OpenAI's chat.completion.chunk server-sent events."
+    )
+    stream_options: StreamOptions | None = None
+    domain: Domain = Field(Domain.GENERAL, description="Tandem extension (extra_body).")
+    max_cost: Decimal | None = Field(None, gt=0, description="Tandem extension (extra_body).")
+
+
+class ChatChoiceMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: ChatChoiceMessage
+    finish_reason: Literal["stop", "length"]
+
+
+class ChatUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: ChatUsage
+    tandem: dict[str, Any] = Field(description="The Tandem job behind the answer.")
+
+
+class ChunkDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: ChunkDelta
+    finish_reason: Literal["stop", "length"] | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One ``data:`` message of a streamed completion."""
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: ChatUsage | None = None
+    tandem: dict[str, Any] | None = Field(
+        None, description="The Tandem job behind the answer (first and last chunks)."
+    )
+
+
+class OpenAIErrorBody(BaseModel):
+    message: str
+    type: str = Field(description="OpenAI's error type, e.g. invalid_request_error.")
+    param: str | None = Field(description="The request field at fault, if one is.")
+    code: str | None = Field(description="e.g. insufficient_quota, model_not_found.")
+
+
+class OpenAIErrorOut(BaseModel):
+    """Every error of the OpenAI routes, in OpenAI's shape."""
+
+    error: OpenAIErrorBody

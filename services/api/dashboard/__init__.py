@@ -1,0 +1,1 @@
+"""The built-in dashboard (static pages over the JSON APIs)."""

@@ -1,0 +1,1 @@
+"""Jobs: admission, reading, listing, cancelling and following a job."""

@@ -1,0 +1,1 @@
+"""The models a tenant may name in an OpenAI request (``GET /v1/models``)."""

@@ -1,0 +1,1 @@
+"""The reports' roll-ups: what settlement adds per job, so reports never read raw rows."""

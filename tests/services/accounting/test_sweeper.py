@@ -1,0 +1,104 @@
+"""The sweeper tells queued, retrying and lost jobs apart, and loses none to an outage."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from services.accounting import service as accounting
+from services.accounting.settings import AccountingSettings
+from services.scorer import service as scorer
+from shared.db.models import Job, JobEvent
+from shared.db.session import unit_of_work
+from shared.jobs.flow import NextTask
+from shared.jobs.service import record_retry
+from shared.tasks import TaskName
+from tests.services.pipeline.support import history, job_row, make_tenant, submit, use_classifier
+
+HORIZON = 3600
+TASK = TaskName.SCORER_SCORE.value
+QUESTION = "What is 3 * 14?"
+
+
+def age(job_id: uuid.UUID, seconds: float = 2 * HORIZON) -> None:
+    """Make the job and its events look ``seconds`` old."""
+    then = datetime.now(UTC) - timedelta(seconds=seconds)
+    with unit_of_work() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(updated_at=then))
+        session.execute(update(JobEvent).where(JobEvent.job_id == job_id).values(created_at=then))
+
+
+def sweep(backlog: int = 0) -> tuple[accounting.SweepResult, list[NextTask]]:
+    return accounting.sweep(HORIZON, lambda _queue: backlog)
+
+
+def mine(job_id: uuid.UUID, following: list[NextTask]) -> list[NextTask]:
+    return [t for t in following if t.kwargs.get("job_id") == str(job_id)]
+
+
+@pytest.mark.usefixtures("sim_env")
+def test_a_step_whose_successor_was_never_published_is_announced_again() -> None:
+    use_classifier(1.01, 0.0)
+    job_id = submit(None, make_tenant(), QUESTION, start=False)
+    lost = scorer.score(job_id, 0)  # committed; its message never reaches the broker
+    age(job_id)
+    result, following = sweep()
+    assert str(job_id) in result.reannounced and str(job_id) not in result.failed
+    assert mine(job_id, following) == lost
+    assert job_row(job_id).status == "coordinating"
+    assert history(job_id)[-1] == ("reannounced", "coordinating", None)
+    _, again = sweep()  # the announcement counts as progress for one horizon
+    assert mine(job_id, again) == []
+
+
+def test_a_job_behind_a_backlog_or_retrying_is_left_alone() -> None:
+    queued = submit(None, make_tenant(), QUESTION, start=False)
+    retrying = submit(None, make_tenant(), QUESTION, start=False)
+    age(queued, 1.5 * HORIZON)  # past the horizon, within the backlog's one more
+    age(retrying)
+    record_retry(
+        retrying, task="scorer.score_level", attempt=1, code="engine_unavailable", error="x"
+    )
+    result, following = sweep(backlog=3)
+    assert {str(queued), str(retrying)} <= set(result.waiting)
+    assert mine(queued, following) == mine(retrying, following) == []
+    assert job_row(queued).status == job_row(retrying).status == "queued"
+
+
+def test_a_lost_job_is_given_up_with_the_cause_of_its_last_retry() -> None:
+    job_id = submit(None, make_tenant(), QUESTION, start=False)
+    cause = "connection failed: RemoteProtocolError('peer closed connection')"
+    record_retry(
+        job_id, task="scorer.score_level", attempt=5, code="engine_unavailable", error=cause
+    )
+    for _ in range(accounting.REANNOUNCE_LIMIT):
+        age(job_id)
+        result, following = sweep()
+        assert str(job_id) in result.reannounced
+        assert mine(job_id, following) == [
+            NextTask(TaskName.SCORER_SCORE, {"job_id": str(job_id), "level": 0})
+        ]
+    age(job_id)
+    result, following = sweep()
+    assert str(job_id) in result.failed
+    assert mine(job_id, following) == [
+        NextTask(TaskName.ACCOUNTING_SETTLE, {"job_id": str(job_id)})
+    ]
+    job = job_row(job_id)
+    assert (job.status, job.error_code) == ("failed", "engine_unavailable")
+    assert job.error_message is not None and cause in job.error_message
+
+
+def test_the_defaults_let_a_killed_worker_s_job_finish_within_minutes() -> None:
+    s = AccountingSettings()
+    assert s.task_soft_time_limit_s < s.task_time_limit_s < s.visibility_timeout_s <= 15 * 60
+    retries = s.task_max_retries * s.task_retry_backoff_max_s
+    assert s.task_expires_s > s.visibility_timeout_s + retries  # a redelivery is still due
+    assert s.stuck_after_s > s.task_expires_s  # the sweeper never doubts a message still due
+    with pytest.raises(ValueError, match="stuck_after_s"):
+        AccountingSettings(stuck_after_s=s.task_expires_s)
+    with pytest.raises(ValueError, match="task_expires_s"):
+        AccountingSettings(task_expires_s=s.visibility_timeout_s)

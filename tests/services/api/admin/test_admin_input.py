@@ -1,0 +1,35 @@
+"""Names Postgres cannot store are refused by the admin routes with a 422, not a 500."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+
+@pytest.mark.parametrize("name", ["bad\x00name", "bad\ud800name"])
+def test_tenant_name_with_nul_or_surrogate_is_a_422(admin: httpx.Client, name: str) -> None:
+    import json
+
+    response = admin.post(
+        "/v1/admin/tenants",
+        content=json.dumps({"name": name}),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == "name"
+
+
+@pytest.mark.parametrize("name", ["key\x00", "key\udfff"])
+def test_key_name_with_nul_or_surrogate_is_a_422(admin: httpx.Client, name: str) -> None:
+    import json
+
+    tenant = admin.post("/v1/admin/tenants", json={"name": f"t-{abs(hash(name))}"}).json()
+    response = admin.post(
+        f"/v1/admin/tenants/{tenant['id']}/keys",
+        content=json.dumps({"name": name}),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == "name"
+    keys = admin.get(f"/v1/admin/tenants/{tenant['id']}/keys").json()
+    assert keys == []

@@ -1,0 +1,229 @@
+"""Hundreds of simultaneous submissions against a small cap, from several processes, into two
+API server processes; settlements run at the same time. The cap is never overshot and every
+admitted job settles into a ledger whose invariants hold."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from services.api.plans import cost_of, load_profiles, requested_plan, template_for
+from services.api.settings import ApiSettings
+from shared.budgets import settle, verify_ledger
+from shared.db.models import Budget, Domain, Job, JobStatus, KeyBudget, LedgerEntry, Policy
+from shared.db.session import unit_of_work
+from shared.settings import DEV_ADMIN_KEY
+from tandem.stack.processes import serving_api
+from tests.services.api.conftest import purge_queues
+
+PROCESSES = 4
+PER_PROCESS = 60
+QUESTION = "Integrate x^2 from 0 to 3."
+
+
+def submit_many(args: tuple[str, str, int, int]) -> list[int]:
+    """One client process: many threads, one submission each."""
+    url, key, count, offset = args
+
+    def one(i: int) -> int:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            return client.post(
+                "/v1/jobs",
+                headers={"Authorization": f"Bearer {key}"},
+                json={
+                    "question": QUESTION,
+                    "domain": "math",
+                    "allow_shrink": (offset + i) % 2 == 0,
+                },
+            ).status_code
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(one, range(count)))
+
+
+@pytest.fixture(scope="module")
+def api_processes(database_url: str, api_redis_url: str) -> Iterator[str]:
+    env = {"TANDEM_LOG_LEVEL": "WARNING", "TANDEM_REDIS_URL": api_redis_url}
+    try:
+        with serving_api(env, workers=2) as (url, _):
+            yield url
+    finally:
+        purge_queues(api_redis_url)
+
+
+def test_concurrent_submissions_never_overshoot_the_cap(api_processes: str) -> None:
+    settings = ApiSettings()
+    full = cost_of(
+        requested_plan(settings, Domain.MATH, Policy.TANDEM, None, None, None),
+        load_profiles(),
+        QUESTION,
+        template_for(Domain.MATH, load_profiles()),
+    )
+    cap = (full * Decimal("12.5")).quantize(Decimal("1e-9"))
+    admin = httpx.Client(base_url=api_processes, headers={"X-Admin-Key": DEV_ADMIN_KEY})
+    tenant = admin.post(
+        "/v1/admin/tenants", json={"name": f"crowd-{uuid.uuid4().hex[:8]}", "budget_cap": str(cap)}
+    ).json()
+    tenant_id = uuid.UUID(tenant["id"])
+    key = admin.post(f"/v1/admin/tenants/{tenant_id}/keys", json={}).json()["key"]
+
+    overshoots: list[Decimal] = []
+    settled: set[uuid.UUID] = set()
+    done = threading.Event()
+
+    def watch_and_settle() -> None:
+        """Sample spent + reserved, and settle admitted jobs while submissions continue."""
+        while not done.is_set():
+            with unit_of_work() as session:
+                row = session.execute(
+                    select(Budget.spent, Budget.reserved).where(Budget.tenant_id == tenant_id)
+                ).one_or_none()
+                if row is not None and row[0] + row[1] > cap:
+                    overshoots.append(row[0] + row[1])
+                jobs = session.execute(
+                    select(Job.id, Job.reserved_amount).where(
+                        Job.tenant_id == tenant_id, Job.status == JobStatus.QUEUED.value
+                    )
+                ).all()
+            for job_id, reserved in jobs[:5]:
+                with unit_of_work() as session:
+                    session.get(Job, job_id).status = JobStatus.SUCCEEDED.value  # type: ignore[union-attr]
+                    settle(session, job_id, reserved / 3)
+                settled.add(job_id)
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch_and_settle)
+    watcher.start()
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(PROCESSES) as pool:
+        results = pool.map(
+            submit_many,
+            [(api_processes, key, PER_PROCESS, p * PER_PROCESS) for p in range(PROCESSES)],
+        )
+    done.set()
+    watcher.join()
+    codes = [code for batch in results for code in batch]
+    assert len(codes) == PROCESSES * PER_PROCESS
+    assert set(codes) <= {202, 402}, sorted(set(codes))
+    assert codes.count(202) >= 12 and codes.count(402) > 0
+    assert overshoots == []
+
+    with unit_of_work() as session:
+        for job_id in session.execute(
+            select(Job.id).where(Job.tenant_id == tenant_id, Job.status == "queued")
+        ).scalars():
+            settle(session, job_id, Decimal(0))
+    with unit_of_work() as session:
+        budget = session.execute(select(Budget).where(Budget.tenant_id == tenant_id)).scalar_one()
+        admitted = session.execute(select(Job.id).where(Job.tenant_id == tenant_id)).all()
+        reserves = session.execute(
+            select(LedgerEntry.amount).where(
+                LedgerEntry.tenant_id == tenant_id, LedgerEntry.kind == "reserve"
+            )
+        ).scalars()
+        settles = session.execute(
+            select(LedgerEntry.job_id).where(
+                LedgerEntry.tenant_id == tenant_id, LedgerEntry.kind == "settle"
+            )
+        ).all()
+        assert len(admitted) == codes.count(202) == len(settles)
+        assert sum(reserves, Decimal(0)) > cap / 2
+        assert budget.reserved == 0 and budget.spent <= cap
+        assert verify_ledger(session) == []
+    assert settled, "settlements ran concurrently with submissions"
+
+
+def test_concurrent_submissions_never_overshoot_a_key_cap_under_a_larger_tenant_cap(
+    api_processes: str,
+) -> None:
+    """A key capped at a few jobs' worth, under a tenant cap with room for many: the key's row
+    is held in the same statement as the tenant's, so its cap is exact too."""
+    settings = ApiSettings()
+    full = cost_of(
+        requested_plan(settings, Domain.MATH, Policy.TANDEM, None, None, None),
+        load_profiles(),
+        QUESTION,
+        template_for(Domain.MATH, load_profiles()),
+    )
+    key_cap = (full * Decimal("4.5")).quantize(Decimal("1e-9"))
+    admin = httpx.Client(base_url=api_processes, headers={"X-Admin-Key": DEV_ADMIN_KEY})
+    tenant = admin.post(
+        "/v1/admin/tenants",
+        json={"name": f"keyed-{uuid.uuid4().hex[:8]}", "budget_cap": str(full * 100)},
+    ).json()
+    tenant_id = uuid.UUID(tenant["id"])
+    issued = admin.post(
+        f"/v1/admin/tenants/{tenant_id}/keys", json={"budget_cap": str(key_cap)}
+    ).json()
+    key_id = uuid.UUID(issued["id"])
+
+    overshoots: list[Decimal] = []
+    done = threading.Event()
+
+    def watch_and_settle() -> None:
+        while not done.is_set():
+            with unit_of_work() as session:
+                row = session.execute(
+                    select(KeyBudget.spent, KeyBudget.reserved).where(
+                        KeyBudget.api_key_id == key_id
+                    )
+                ).one_or_none()
+                if row is not None and row[0] + row[1] > key_cap:
+                    overshoots.append(row[0] + row[1])
+                jobs = session.execute(
+                    select(Job.id, Job.reserved_amount).where(
+                        Job.api_key_id == key_id, Job.status == JobStatus.QUEUED.value
+                    )
+                ).all()
+            for job_id, reserved in jobs[:2]:
+                with unit_of_work() as session:
+                    session.get(Job, job_id).status = JobStatus.SUCCEEDED.value  # type: ignore[union-attr]
+                    settle(session, job_id, reserved / 3)
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch_and_settle)
+    watcher.start()
+    # Two batches of concurrent clients from this process (threads: the server processes are
+    # where admissions race, and spawning client processes would cost more than the test).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(
+            pool.map(submit_many, [(api_processes, issued["key"], 24, p * 24) for p in range(2)])
+        )
+    done.set()
+    watcher.join()
+    codes = [code for batch in results for code in batch]
+    assert set(codes) <= {202, 402}, sorted(set(codes))
+    assert codes.count(202) >= 4 and codes.count(402) > 0
+    assert overshoots == []
+    refused = httpx.post(
+        f"{api_processes}/v1/jobs",
+        headers={"Authorization": f"Bearer {issued['key']}"},
+        json={"question": QUESTION, "domain": "math", "allow_shrink": False},
+    )
+    assert refused.status_code == 402
+    assert refused.json()["error"]["code"] == "key_budget_exhausted"
+
+    with unit_of_work() as session:
+        for job_id in session.execute(
+            select(Job.id).where(Job.api_key_id == key_id, Job.status == "queued")
+        ).scalars():
+            settle(session, job_id, Decimal(0))
+    with unit_of_work() as session:
+        row = session.execute(select(KeyBudget).where(KeyBudget.api_key_id == key_id)).scalar_one()
+        tenant_row = session.execute(
+            select(Budget).where(Budget.tenant_id == tenant_id)
+        ).scalar_one()
+        admitted = session.execute(select(func.count()).where(Job.api_key_id == key_id)).scalar()
+        assert admitted == codes.count(202)
+        assert row.reserved == 0 and tenant_row.reserved == 0
+        assert row.spent == tenant_row.spent <= key_cap
+        assert verify_ledger(session) == []
