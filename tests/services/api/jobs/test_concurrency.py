@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Select, func, select
 
 from services.api.plans import cost_of, load_profiles, requested_plan, template_for
 from services.api.settings import ApiSettings
@@ -60,14 +60,51 @@ def api_processes(database_url: str, api_redis_url: str) -> Iterator[str]:
         purge_queues(api_redis_url)
 
 
+def one_plan_cost() -> Decimal:
+    """The worst-case cost of one default tandem plan for QUESTION: caps are counted in it."""
+    profiles = load_profiles()
+    plan = requested_plan(ApiSettings(), Domain.MATH, Policy.TANDEM, None, None, None)
+    return cost_of(plan, profiles, QUESTION, template_for(Domain.MATH, profiles))
+
+
+def settle_while_submitting(
+    done: threading.Event,
+    used: Select[Decimal, Decimal],
+    queued: ColumnElement[bool],
+    cap: Decimal,
+    per_round: int,
+) -> tuple[threading.Thread, list[Decimal], set[uuid.UUID]]:
+    """A thread that, until ``done``, samples spent + reserved (``used``) against ``cap`` and
+    settles up to ``per_round`` of the ``queued`` jobs each round; started, with what it saw
+    over the cap and the jobs it settled."""
+    overshoots: list[Decimal] = []
+    settled: set[uuid.UUID] = set()
+
+    def run() -> None:
+        while not done.is_set():
+            with unit_of_work() as session:
+                row = session.execute(used).one_or_none()
+                if row is not None and row[0] + row[1] > cap:
+                    overshoots.append(row[0] + row[1])
+                jobs = session.execute(
+                    select(Job.id, Job.reserved_amount).where(
+                        queued, Job.status == JobStatus.QUEUED.value
+                    )
+                ).all()
+            for job_id, reserved in jobs[:per_round]:
+                with unit_of_work() as session:
+                    session.get(Job, job_id).status = JobStatus.SUCCEEDED.value  # type: ignore[union-attr]
+                    settle(session, job_id, reserved / 3)
+                settled.add(job_id)
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=run)
+    watcher.start()
+    return watcher, overshoots, settled
+
+
 def test_concurrent_submissions_never_overshoot_the_cap(api_processes: str) -> None:
-    settings = ApiSettings()
-    full = cost_of(
-        requested_plan(settings, Domain.MATH, Policy.TANDEM, None, None, None),
-        load_profiles(),
-        QUESTION,
-        template_for(Domain.MATH, load_profiles()),
-    )
+    full = one_plan_cost()
     cap = (full * Decimal("12.5")).quantize(Decimal("1e-9"))
     admin = httpx.Client(base_url=api_processes, headers={"X-Admin-Key": DEV_ADMIN_KEY})
     tenant = admin.post(
@@ -76,33 +113,14 @@ def test_concurrent_submissions_never_overshoot_the_cap(api_processes: str) -> N
     tenant_id = uuid.UUID(tenant["id"])
     key = admin.post(f"/v1/admin/tenants/{tenant_id}/keys", json={}).json()["key"]
 
-    overshoots: list[Decimal] = []
-    settled: set[uuid.UUID] = set()
     done = threading.Event()
-
-    def watch_and_settle() -> None:
-        """Sample spent + reserved, and settle admitted jobs while submissions continue."""
-        while not done.is_set():
-            with unit_of_work() as session:
-                row = session.execute(
-                    select(Budget.spent, Budget.reserved).where(Budget.tenant_id == tenant_id)
-                ).one_or_none()
-                if row is not None and row[0] + row[1] > cap:
-                    overshoots.append(row[0] + row[1])
-                jobs = session.execute(
-                    select(Job.id, Job.reserved_amount).where(
-                        Job.tenant_id == tenant_id, Job.status == JobStatus.QUEUED.value
-                    )
-                ).all()
-            for job_id, reserved in jobs[:5]:
-                with unit_of_work() as session:
-                    session.get(Job, job_id).status = JobStatus.SUCCEEDED.value  # type: ignore[union-attr]
-                    settle(session, job_id, reserved / 3)
-                settled.add(job_id)
-            time.sleep(0.01)
-
-    watcher = threading.Thread(target=watch_and_settle)
-    watcher.start()
+    watcher, overshoots, settled = settle_while_submitting(
+        done,
+        select(Budget.spent, Budget.reserved).where(Budget.tenant_id == tenant_id),
+        Job.tenant_id == tenant_id,
+        cap,
+        per_round=5,
+    )
     context = multiprocessing.get_context("spawn")
     with context.Pool(PROCESSES) as pool:
         results = pool.map(
@@ -147,13 +165,7 @@ def test_concurrent_submissions_never_overshoot_a_key_cap_under_a_larger_tenant_
 ) -> None:
     """A key capped at a few jobs' worth, under a tenant cap with room for many: the key's row
     is held in the same statement as the tenant's, so its cap is exact too."""
-    settings = ApiSettings()
-    full = cost_of(
-        requested_plan(settings, Domain.MATH, Policy.TANDEM, None, None, None),
-        load_profiles(),
-        QUESTION,
-        template_for(Domain.MATH, load_profiles()),
-    )
+    full = one_plan_cost()
     key_cap = (full * Decimal("4.5")).quantize(Decimal("1e-9"))
     admin = httpx.Client(base_url=api_processes, headers={"X-Admin-Key": DEV_ADMIN_KEY})
     tenant = admin.post(
@@ -166,32 +178,14 @@ def test_concurrent_submissions_never_overshoot_a_key_cap_under_a_larger_tenant_
     ).json()
     key_id = uuid.UUID(issued["id"])
 
-    overshoots: list[Decimal] = []
     done = threading.Event()
-
-    def watch_and_settle() -> None:
-        while not done.is_set():
-            with unit_of_work() as session:
-                row = session.execute(
-                    select(KeyBudget.spent, KeyBudget.reserved).where(
-                        KeyBudget.api_key_id == key_id
-                    )
-                ).one_or_none()
-                if row is not None and row[0] + row[1] > key_cap:
-                    overshoots.append(row[0] + row[1])
-                jobs = session.execute(
-                    select(Job.id, Job.reserved_amount).where(
-                        Job.api_key_id == key_id, Job.status == JobStatus.QUEUED.value
-                    )
-                ).all()
-            for job_id, reserved in jobs[:2]:
-                with unit_of_work() as session:
-                    session.get(Job, job_id).status = JobStatus.SUCCEEDED.value  # type: ignore[union-attr]
-                    settle(session, job_id, reserved / 3)
-            time.sleep(0.01)
-
-    watcher = threading.Thread(target=watch_and_settle)
-    watcher.start()
+    watcher, overshoots, _ = settle_while_submitting(
+        done,
+        select(KeyBudget.spent, KeyBudget.reserved).where(KeyBudget.api_key_id == key_id),
+        Job.api_key_id == key_id,
+        key_cap,
+        per_round=2,
+    )
     # Two batches of concurrent clients from this process (threads: the server processes are
     # where admissions race, and spawning client processes would cost more than the test).
     with ThreadPoolExecutor(max_workers=2) as pool:
