@@ -61,6 +61,11 @@ class ApiSettings(WorkerSettings):
     poll_interval_s: float = Field(
         0.25, description="How often the chat front door and SSE poll a job's progress."
     )
+    answer_poll_interval_s: float = Field(
+        0.05,
+        description="How often a streamed chat completion reads its answer's live text "
+        "(Redis) while the executor generates it.",
+    )
     readiness_timeout_s: float = Field(
         1.0, description="Timeout of the Celery inspect call behind /readyz."
     )

@@ -18,6 +18,7 @@ from shared.answers import extract_answer
 from shared.db.models import Job, JobStatus, Policy, Role, TerminationReason
 from shared.engines.base import EngineClient, Generation
 from shared.engines.config import EngineConfig
+from shared.jobs.answer_stream import Publisher, generate_streamed, publisher_client
 from shared.jobs.flow import NextTask
 from shared.jobs.service import enter_execution
 from shared.jobs.states import add_event, transition
@@ -52,9 +53,16 @@ class Execute(Step[Generation]):
     def call(self, job: Job) -> Callable[[EngineClient], Awaitable[Generation]]:
         question, domain, max_tokens = job.question, job.domain, job.max_answer_tokens
         insights = chosen_insights(job)
+        # Streamed from the engine only when someone follows the answer: a whole response is
+        # cheaper to read than one event per token.
+        live = Publisher(publisher_client(), job.id) if job.stream_answer else None
 
         async def generate(client: EngineClient) -> Generation:
             prompt = executor_prompt(question, insights, domain, family_of(client.profile.name))
+            if live is not None:
+                return await generate_streamed(
+                    client, prompt, max_new_tokens=max_tokens, publisher=live
+                )
             return await client.generate(prompt, max_new_tokens=max_tokens)
 
         return generate

@@ -261,6 +261,11 @@ class Job(UUIDPrimaryKey, Timestamps, Base):
     cancel_requested: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=text("false")
     )
+    # Someone follows the answer as it is generated (a streamed chat completion): the executor
+    # streams its engine call and publishes the text (shared.jobs.answer_stream).
+    stream_answer: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
     trace_id: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

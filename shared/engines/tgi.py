@@ -1,13 +1,13 @@
-"""TGI adapter: one pooled HTTP client per engine for calls, huggingface_hub for streams.
+"""TGI adapter: every call on one long-lived, pooled HTTP client per engine.
 
-Why two clients: a call whose caller wants the whole answer (every pipeline step) is one
-non-streamed ``POST /generate`` on a long-lived, pooled ``httpx2`` client: no new connection,
-no SSL context and no token-by-token parsing per call. TGI reports that call's prompt length
-only in its ``x-prompt-tokens`` header (``details.input_length`` exists only in a stream's last
-event), which huggingface_hub's ``text_generation`` does not expose, hence the direct request.
-Streams that a caller consumes token by token go through huggingface_hub's
-``AsyncInferenceClient.text_generation``, the client TGI's documentation recommends; it keeps a
-streamed response open until its client closes, so each stream gets a client of its own.
+A call whose caller wants the whole answer (most pipeline steps) is one non-streamed
+``POST /generate``: no new connection, no SSL context and no token-by-token parsing per call.
+TGI reports that call's prompt length only in its ``x-prompt-tokens`` header
+(``details.input_length`` exists only in a stream's last event), which huggingface_hub's
+``text_generation`` does not expose, hence the direct request. A call someone follows token by
+token (a followed answer) is one ``POST /generate_stream`` on the same client, read event by
+event; its last event carries the counts, the prefix-cache hits included, so a streamed call is
+charged exactly as a whole one. huggingface_hub's client serves ``/info``.
 
 What both lack we add here: explicit timeouts, bounded retries with jitter, and typed errors
 that name the engine, route, status and reason. Asking for prefill log-probs only when the
@@ -16,6 +16,7 @@ caller wants them matters: they make TGI compute full-vocabulary logits over the
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
@@ -53,6 +54,14 @@ _ERROR_TYPE_STATUS: dict[type[TextGenerationError], int] = {
     GenerationError: 424,
     OverloadedError: 429,
     IncompleteGenerationError: 500,
+}
+
+# The same by the ``error_type`` string of an error event in a stream.
+_STREAM_ERROR_STATUS = {
+    "validation": 422,
+    "generation": 424,
+    "overloaded": 429,
+    "incomplete_generation": 500,
 }
 
 
@@ -176,10 +185,8 @@ class TGIClient:
             self.config.retry,
         )
 
-    def _protocol_error(self, message: str) -> EngineError:
-        return engine_error(
-            message, engine=self.config.engine_name, route=ROUTE_GENERATE, reason="protocol"
-        )
+    def _protocol_error(self, message: str, route: str = ROUTE_GENERATE) -> EngineError:
+        return engine_error(message, engine=self.config.engine_name, route=route, reason="protocol")
 
     async def _generate_once(
         self, prompt: str, params: dict[str, Any], keep_tokens: bool, prefill: bool
@@ -223,7 +230,7 @@ class TGIClient:
             cached_tokens=int(cached or 0),
         )
 
-    def _status_error(self, response: httpx2.Response) -> EngineError:
+    def _status_error(self, response: httpx2.Response, route: str = ROUTE_GENERATE) -> EngineError:
         """TGI's error body ``{"error", "error_type"}`` with its status, as a typed error."""
         try:
             body = response.json()
@@ -234,40 +241,72 @@ class TGIClient:
         return engine_error(
             str(message or response.text[:500] or response.reason_phrase),
             engine=self.config.engine_name,
-            route=ROUTE_GENERATE,
+            route=route,
             status=response.status_code,
             reason=str(reason or "http"),
         )
 
     async def _stream_once(self, prompt: str, params: dict[str, Any]) -> AsyncIterator[StreamChunk]:
-        """One streamed request on a client of its own.
+        """One ``POST /generate_stream`` on the pooled client, read event by event.
 
-        huggingface_hub keeps every streamed response open until its client closes, so a
-        short-lived client per stream frees the connection even when the caller stops early.
-        """
+        The response is closed when the caller stops early (its context ends), so the
+        connection goes back to the pool or is dropped, never left half-read."""
+        parameters = {k: v for k, v in params.items() if v is not None}
+        parameters["details"] = True
         started = time.perf_counter()
-        client = self._new_client()
+        request = {"inputs": prompt, "parameters": parameters}
         try:
-            stream = await client.text_generation(prompt, details=True, stream=True, **params)
-            async for event in stream:
-                token = event.token
-                if not token.special:
-                    yield StreamChunk(text=token.text)
-                if event.details is not None:
-                    yield StreamChunk(
-                        text="",
-                        final=Generation(
-                            text=event.generated_text or "",
-                            finish_reason=str(event.details.finish_reason),
-                            prompt_tokens=event.details.input_length,
-                            generated_tokens=event.details.generated_tokens,
-                            latency_s=time.perf_counter() - started,
-                        ),
-                    )
+            async with self._http.stream("POST", "/generate_stream", json=request) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise self._status_error(response, ROUTE_STREAM)
+                counted = response.headers.get(PROMPT_TOKENS_HEADER)
+                final: Generation | None = None
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue  # blank separators, comments (keep-alives)
+                    event = json.loads(line[5:])
+                    if "error" in event:
+                        raise self._stream_error(event)
+                    token = event.get("token") or {}
+                    if token.get("text") and not token.get("special"):
+                        yield StreamChunk(text=str(token["text"]))
+                    details = event.get("details")
+                    if isinstance(details, dict):
+                        final = self._final(event, details, counted, started)
+                # Read to its end, so the connection goes back to the pool.
+        except EngineError:
+            raise
         except Exception as error:
             raise self._error(error, ROUTE_STREAM) from error
-        finally:
-            await client.close()
+        if final is None:
+            raise self._protocol_error("the stream ended without its final event", ROUTE_STREAM)
+        yield StreamChunk(text="", final=final)
+
+    @staticmethod
+    def _final(
+        event: dict[str, Any], details: dict[str, Any], counted: str | None, started: float
+    ) -> Generation:
+        prompt_tokens = details.get("input_length", counted)
+        return Generation(
+            text=str(event.get("generated_text") or ""),
+            finish_reason=str(details.get("finish_reason")),
+            prompt_tokens=int(prompt_tokens or 0),
+            generated_tokens=int(details.get("generated_tokens", 0)),
+            latency_s=time.perf_counter() - started,
+            cached_tokens=int(details.get("cached_tokens") or 0),
+        )
+
+    def _stream_error(self, event: dict[str, Any]) -> EngineError:
+        """TGI's in-stream error event (the status was sent before it failed)."""
+        kind = str(event.get("error_type") or "generation")
+        return engine_error(
+            str(event.get("error")),
+            engine=self.config.engine_name,
+            route=ROUTE_STREAM,
+            status=_STREAM_ERROR_STATUS.get(kind, 500),
+            reason=kind,
+        )
 
     async def generate_stream(
         self,

@@ -64,8 +64,8 @@ STATE_COLUMNS = (
     Job.started_at,
     Job.finished_at,
 )
-# ... and what its engine call is prompted with.
-PROMPT_COLUMNS = (Job.question, Job.insights)
+# ... and what its engine call is prompted with (and whether someone follows its answer live).
+PROMPT_COLUMNS = (Job.question, Job.insights, Job.stream_answer)
 
 
 @contextmanager
@@ -295,6 +295,7 @@ async def admit(
         job["max_cost"],
         job["trace_id"],
         None if job.get("prices") is None else json.dumps(job["prices"]),
+        bool(job.get("stream_answer", False)),
     ]
     for candidate in candidates:
         params += [candidate.cost, json.dumps(candidate.levels), candidate.max_answer_tokens]
@@ -343,7 +344,7 @@ WHERE tenant_id = $1 AND period_key = $2 AND ($3::uuid IS NULL OR EXISTS (SELECT
 FOR UPDATE
 """
 _ACTIVE_JOBS = "SELECT count(*) FROM jobs WHERE tenant_id = $1 AND status <> ALL($2::text[])"
-_FIXED_PARAMS = 17  # $1 .. $17 above; each candidate adds three
+_FIXED_PARAMS = 18  # $1 .. $18 above; each candidate adds three
 
 
 @lru_cache(maxsize=32)
@@ -390,11 +391,11 @@ job AS (
     INSERT INTO jobs (id, tenant_id, status, domain, policy, question, metadata, webhook_url,
                       idempotency_key, request_hash, levels, fixed_level, max_answer_tokens,
                       prompt_version, budget_id, max_cost, reserved_amount, trace_id, prices,
-                      api_key_id, key_budget_id)
+                      api_key_id, key_budget_id, stream_answer)
     SELECT $3::uuid, $1::uuid, $5::text, $6::text, $7::text, $8::text, $9::jsonb, $10::text,
            $11::text, $12::text, h.levels, $13::integer, h.max_answer_tokens, $14::text,
            h.budget_id, $15::numeric, h.cost, $16::text, $17::jsonb,
-           {key_id}::uuid, (SELECT kb.id FROM kb)
+           {key_id}::uuid, (SELECT kb.id FROM kb), $18::boolean
     FROM held AS h
     RETURNING created_at
 ),

@@ -4,7 +4,8 @@ Computed offline from a collected file, on its test questions, next to ``evaluat
 
 - **every fixed level** and the coordinator alone, each at three costs: generated FLOPs (the
   paper's measure), total FLOPs (computed prompt + generated: what the hardware computes,
-  each level re-sending question and insights, less what the engine's prefix cache served)
+  each level re-sending question and insights, less what the engine's prefix cache served
+  the policy's own earlier calls: :mod:`tandem.classifier.policies`)
   and money (cached prompt tokens at the cached price);
 - **the best mixture of fixed levels at equal cost**: answering a share of the questions at one
   fixed level and the rest at another (chosen at random, so it needs no per-question
@@ -239,7 +240,7 @@ class Frontier:
         }
 
 
-def _bootstrap_intervals(
+def bootstrap_intervals(
     rules: Sequence[PolicyRun],
     fixed: Sequence[PolicyRun],
     coordinator: PolicyRun | None,
@@ -387,7 +388,7 @@ def compute_frontier(
             )
     best = policy_run("oracle (cheapest correct level)", [oracle(q) for q in test], costs)
     runs = [*([coordinator] if coordinator else []), *fixed, best, *rules]
-    intervals = _bootstrap_intervals(rules, fixed, coordinator, samples, seed)
+    intervals = bootstrap_intervals(rules, fixed, coordinator, samples, seed)
     meta = {
         "test_questions": len(test),
         "validation_questions": len(validation),

@@ -15,12 +15,23 @@ charges the cached ones at the cached price. That is what prefix reuse buys a po
 continues earlier work (each level re-sends the question and the insights so far). The scoring
 passes (one forward pass of the executor's model over its prompt, one generated token) are
 charged to Tandem.
+
+Each policy is charged as if it ran alone on the engines. Collect makes every policy's calls
+for a question one after another, so a call's recorded cache hit may come from another
+policy's call: the executor's answer at a level reuses the scoring pass over the same prompt
+(only Tandem scores), and the coordinator alone reuses the insight prompt its extensions sent
+(``Q: ...\nI:`` begins the coordinator-alone prompt too). A policy keeps the hits its own
+earlier calls explain (an extension continuing the previous one, Tandem's scoring passes
+continuing each other, Tandem's answer reusing its own scoring pass); a call that would be the
+policy's first on its engine keeps at most what that engine served the question's first
+request in the collect run, which only other questions' requests could have filled (the
+prompt layout every question shares).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from decimal import Decimal
 
 from shared.classifier.rules import LookaheadRule, StopRule, decide_with
@@ -159,17 +170,43 @@ def scoring_up_to(question: CollectedQuestion, level: int) -> Spend:
     return total
 
 
+def standalone(call: Call, shared_prefix: int) -> Call:
+    """``call`` as its policy's first call on the engine: cached at most ``shared_prefix``."""
+    return replace(call, cached_tokens=min(call.cached_tokens, shared_prefix))
+
+
+def coordinator_shared_prefix(question: CollectedQuestion) -> int:
+    """Prompt tokens the coordinator's engine served the question's first request (the level-1
+    extension; the coordinator alone when there is none) from other questions' requests."""
+    first = question.levels[1].extension if len(question.levels) > 1 else None
+    if first is not None:
+        return first.cached_tokens
+    alone = question.coordinator_alone
+    return 0 if alone is None else alone.call.cached_tokens
+
+
+def executor_shared_prefix(question: CollectedQuestion) -> int:
+    """The same for the executor's engine: its first request is the level-0 scoring pass when
+    the scorer shares the engine, else the level-0 answer; the smaller covers both."""
+    first = question.levels[0]
+    return min(first.scoring.cached_tokens, first.answer.call.cached_tokens)
+
+
 def coordinator_alone(question: CollectedQuestion) -> Outcome:
+    """The ``llm_only`` policy; its prompt's cache hit from the extensions is not its own."""
     alone = question.coordinator_alone
     if alone is None:
         raise ValueError(f"question {question.id} has no coordinator-alone answer")
-    return Outcome(alone.correct, coordinator_call(alone.call))
+    call = standalone(alone.call, coordinator_shared_prefix(question))
+    return Outcome(alone.correct, coordinator_call(call))
 
 
 def fixed_level(question: CollectedQuestion, level: int) -> Outcome:
-    """The ``fixed_level`` policy (level 0: the executor alone)."""
+    """The ``fixed_level`` policy (level 0: the executor alone). It does not score, so its
+    answer pays for the prompt the scoring pass had left in the cache during collect."""
     result = question.levels[level]
-    spend = extensions_up_to(question, level) + executor_call(result.answer.call)
+    answer = standalone(result.answer.call, executor_shared_prefix(question))
+    spend = extensions_up_to(question, level) + executor_call(answer)
     return Outcome(result.answer.correct, spend, level, level)
 
 

@@ -41,6 +41,7 @@ class SubmitOptions(TypedDict, total=False):
     allow_shrink: bool
     metadata: dict[str, Any]
     webhook_url: str
+    stream_answer: bool  # the event stream then carries the text as it is generated
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class Call(Generic[T]):
         if response.is_error:
             raise error_from(response)
         return self.model.model_validate(response.json())
+
+
+ANSWER_DELTA = "answer_delta"
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,8 @@ def event_of(message: ServerSentEvent) -> Event:
     data = json.loads(message.data) if message.data else {}
     if message.event == "done":
         return Event(id=None, kind="done", status=data.get("status"))
+    if message.event == ANSWER_DELTA:  # the executor's text since the last one: {"text"}
+        return Event(id=None, kind=ANSWER_DELTA, status=None, data=data)
     created = data.get("created_at")
     return Event(
         id=int(message.id) if message.id else None,

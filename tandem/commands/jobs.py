@@ -62,6 +62,9 @@ def submit(
         str | None, typer.Option(help="Retries with this key return the same job.")
     ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait and print the answer.")] = False,
+    live: Annotated[
+        bool, typer.Option("--live", help="Wait, printing the executor's text as it is generated.")
+    ] = False,
     url: Url = None,
     key: Key = None,
     as_json: AsJson = False,
@@ -72,14 +75,22 @@ def submit(
         options["policy"] = policy
     if max_cost is not None:
         options["max_cost"] = Decimal(max_cost)
+    if live:
+        options["stream_answer"] = True
     from shared.money import plain
+    from tandem.client.calls import ANSWER_DELTA
 
     with client(url, key) as api:
         accepted = api.submit(question, domain, idempotency_key=idempotency_key, **options)
-        if not wait:
+        if not (wait or live):
             summary = f"{accepted.id}  {accepted.status.value}  reserved {plain(accepted.reserved)}"
             _print(accepted, as_json, summary)
             return
+        if live and not as_json:
+            for event in api.events(accepted.id):
+                if event.kind == ANSWER_DELTA:
+                    typer.echo(event.data.get("text", ""), nl=False)
+            typer.echo()
         job = api.wait(accepted.id)
     summary = f"{job.id}  {job.status.value}  cost {plain(job.cost)}\n{job.answer or ''}"
     _print(job, as_json, summary)
@@ -114,9 +125,20 @@ def watch(
     url: Url = None,
     key: Key = None,
 ) -> None:
-    """Print the job's events as they happen, then its answer."""
+    """Print the job's events as they happen, then its answer; a job submitted with
+    ``stream_answer`` (``submit --live``) shows the executor's text as it is generated."""
+    from tandem.client.calls import ANSWER_DELTA
+
     with client(url, key) as api:
+        inline = False  # inside a run of the executor's text
         for event in api.events(job_id):
+            if event.kind == ANSWER_DELTA:
+                typer.echo(event.data.get("text", ""), nl=False)
+                inline = True
+                continue
+            if inline:
+                typer.echo()
+                inline = False
             typer.echo(describe(event))
         job = api.get(job_id)
     typer.echo(f"answer: {job.answer}")

@@ -64,7 +64,7 @@ def up(
 def _demo(stack: Stack, timeout_s: float) -> None:
     from shared.jobs.audit import score_line
     from shared.settings import get_common_settings
-    from tandem.stack.demo import demo_question, run_demo
+    from tandem.stack.demo import demo_question, run_demo, saving_lines
 
     question = demo_question(stack.settings.engines)
     console.print(f"\n[bold]demo job[/]: {question}")
@@ -80,6 +80,8 @@ def _demo(stack: Stack, timeout_s: float) -> None:
     for entry in result.audit.get("scores") or []:
         console.print(f"             {score_line(entry)}")
     console.print(f"cost         ${job.get('cost')}")
+    for i, line in enumerate(saving_lines(job, result.baseline)):
+        console.print(f"{'saving' if i == 0 else '':<13}{line}")
     console.print(f"audit trail  tandem audit job {job['id']}")
     console.print(f"dashboard    {stack.api_url}/dashboard/jobs/{job['id']}")
     console.print(f"             sign in with the demo tenant's key {result.key}")

@@ -2,13 +2,15 @@
 
 It uses the public HTTP API only, as a new user would: the admin key makes a ``demo`` tenant
 with a small monthly cap and a fresh API key, the key submits a math question, and the job is
-followed until it ends. What comes back (answer, truncation point, cost) is read from the API.
+followed until it ends; then the same question goes to the coordinator alone, to measure what
+Tandem saved. What comes back (answer, truncation point, cost, FLOPs) is read from the API.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -19,6 +21,7 @@ DEMO_QUESTION = (
     "A baker makes 12 loaves in the morning and 9 in the afternoon. She sells 15 of them. "
     "How many loaves are left?"
 )
+GIGA = Decimal(10**9)
 TERMINAL = {"succeeded", "failed", "cancelled", "rejected"}
 
 
@@ -44,6 +47,7 @@ class DemoResult:
     url: str
     key: str  # the demo tenant's fresh key: it signs in to the dashboard too
     audit: dict[str, Any]  # the job's audit trail: each level's score against its threshold
+    baseline: dict[str, Any] | None = None  # the same question answered by the coordinator alone
 
 
 def _check(response: httpx.Response) -> dict[str, Any]:
@@ -80,19 +84,55 @@ def demo_key(client: httpx.Client, admin_key: str) -> str:
     return str(key["key"])
 
 
+def _follow(
+    client: httpx.Client, auth: dict[str, str], url: str, deadline: float
+) -> dict[str, Any]:
+    """The job at ``url`` once it is over (or as it is at ``deadline``)."""
+    while True:
+        job = _check(client.get(url, headers=auth))
+        if job["status"] in TERMINAL or time.monotonic() > deadline:
+            return job
+        time.sleep(0.5)
+
+
 def run_demo(api_url: str, admin_key: str, timeout_s: float, question: str) -> DemoResult:
+    """The question as a Tandem job, then as the coordinator alone (``llm_only``), so the demo
+    shows the saving measured on the same question, not estimated."""
     with httpx.Client(base_url=api_url, timeout=30) as client:
         key = demo_key(client, admin_key)
         auth = {"Authorization": f"Bearer {key}"}
-        accepted = _check(
-            client.post("/v1/jobs", headers=auth, json={"question": question, "domain": "math"})
-        )
-        url = f"/v1/jobs/{accepted['id']}"
         deadline = time.monotonic() + timeout_s
-        while True:
-            job = _check(client.get(url, headers=auth))
-            if job["status"] in TERMINAL or time.monotonic() > deadline:
-                audit = client.get(f"{url}/audit", headers=auth)
-                trail = audit.json() if audit.is_success else {}
-                return DemoResult(job=job, url=f"{api_url}{url}", key=key, audit=trail)
-            time.sleep(1.0)
+        body = {"question": question, "domain": "math"}
+        accepted = _check(client.post("/v1/jobs", headers=auth, json=body))
+        url = f"/v1/jobs/{accepted['id']}"
+        job = _follow(client, auth, url, deadline)
+        audit = client.get(f"{url}/audit", headers=auth)
+        trail = audit.json() if audit.is_success else {}
+        baseline = None
+        if job["status"] == "succeeded":
+            alone = _check(
+                client.post("/v1/jobs", headers=auth, json={**body, "policy": "llm_only"})
+            )
+            baseline = _follow(client, auth, f"/v1/jobs/{alone['id']}", deadline)
+        return DemoResult(job=job, url=f"{api_url}{url}", key=key, audit=trail, baseline=baseline)
+
+
+def flops(job: dict[str, Any]) -> Decimal:
+    """Every model call's FLOPs (prompt and generated, scoring passes included)."""
+    return sum((Decimal(u["flops"]) for u in job.get("usage") or []), Decimal(0))
+
+
+def saving_lines(job: dict[str, Any], baseline: dict[str, Any] | None) -> list[str]:
+    """What the coordinator alone cost on the same question, and Tandem's share of it."""
+    if baseline is None or baseline["status"] != "succeeded":
+        return []
+    cost, alone_cost = Decimal(job["cost"]), Decimal(baseline["cost"])
+    work, alone_work = flops(job), flops(baseline)
+    if not alone_cost or not alone_work:
+        return []
+    return [
+        f"the coordinator alone on the same question: ${baseline['cost']}, "
+        f"{alone_work / GIGA:.3f} GFLOPs (answer {baseline.get('answer')})",
+        f"Tandem: {100 * cost / alone_cost:.0f}% of its cost, "
+        f"{100 * work / alone_work:.0f}% of its FLOPs",
+    ]

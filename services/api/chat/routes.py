@@ -48,6 +48,13 @@ async def chat_completions(
         caller=caller,
     )
     if body.stream:
-        chunks = stream.chunks(settings, tenant, submission.job, body, request.is_disconnected)
+        chunks = stream.chunks(
+            settings,
+            tenant,
+            submission.job,
+            body,
+            request.is_disconnected,
+            request.app.state.aredis,
+        )
         return EventSourceResponse(chunks, ping=15)
     return await service.complete(settings, submission.job, body)

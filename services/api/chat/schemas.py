@@ -70,6 +70,9 @@ class ChatCompletion(BaseModel):
 class ChunkDelta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    # The executor's text as it is generated, before the answer extracted from it (the field
+    # reasoning models' streams use); left out of chunks that carry none.
+    reasoning_content: str | None = Field(None, exclude_if=lambda value: value is None)
 
 
 class ChunkChoice(BaseModel):

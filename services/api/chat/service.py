@@ -108,6 +108,7 @@ def job_request(settings: ApiSettings, body: ChatCompletionRequest) -> JobCreate
         policy=policy_for_model(body.model),
         max_answer_tokens=answer_tokens,
         max_cost=body.max_cost,
+        stream_answer=bool(body.stream),
     )
 
 

@@ -1,9 +1,11 @@
 """A chat completion streamed in OpenAI's chunk format, by following the job's events.
 
 Progress through the insight levels is not content: the stream holds only a first chunk (role,
-and the ``tandem`` job id) until the executor's ``answer`` event, whose text is the content,
-then the finish chunk once the job is over, a ``usage`` chunk when ``stream_options.
-include_usage`` asks for one, and ``[DONE]``. Keep-alive pings (SSE comments) cover the wait.
+and the ``tandem`` job id) until the executor starts; its text then streams as it is generated,
+in ``reasoning_content`` deltas (as reasoning models stream their thinking), then the answer
+extracted from it, from the executor's ``answer`` event, is the content; then the finish chunk
+once the job is over, a ``usage`` chunk when ``stream_options.include_usage`` asks for one,
+and ``[DONE]``. Keep-alive pings (SSE comments) cover the wait.
 A job that ends without an answer, or outlives ``chat_wait_s``, ends the stream with an
 ``{"error": ...}`` message in OpenAI's shape, which the SDK raises as ``APIError``. A client that
 leaves before the end cancels its job, as closing an OpenAI stream stops the generation.
@@ -11,13 +13,12 @@ leaves before the end cancels its job, as closing an OpenAI stream stops the gen
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
+import redis.asyncio as aioredis
 from starlette.concurrency import run_in_threadpool
 
 from services.api.chat.errors import JobFailed
@@ -35,17 +36,14 @@ from services.api.chat.service import (
     timeout_error,
 )
 from services.api.errors import openai_error_body
-from services.api.jobs.service import cancel_job, events_since, job_url
+from services.api.jobs.follow import ClientLeft, FollowTimeout, LiveAnswer, LiveText, follow_job
+from services.api.jobs.service import cancel_job, job_url
 from services.api.settings import ApiSettings
-from shared.db.models import Job, JobStatus, Tenant
+from shared.db.models import Job, Tenant
 from shared.errors import TandemError
 
 Message = dict[str, str]
 DONE: Message = {"data": "[DONE]"}
-
-
-class ClientLeft(Exception):
-    """The client closed the stream before the job was over."""
 
 
 def _message(chunk: ChatCompletionChunk) -> Message:
@@ -87,39 +85,17 @@ class Chunks:
         return self.chunk([], usage=done.usage)
 
 
-async def _answer_events(
-    settings: ApiSettings, job: Job, disconnected: Callable[[], Awaitable[bool]]
-) -> AsyncIterator[dict[str, Any]]:
-    """The data of each ``answer`` event (its text and the engine's finish reason), as the
-    executor writes it; ends once the job is over and every event was read, or raises
-    :class:`JobTimeout` after ``chat_wait_s``."""
-    deadline = time.monotonic() + settings.chat_wait_s
-    cursor = 0
-    while True:
-        rows, status = await run_in_threadpool(events_since, settings, job.id, cursor)
-        for row in rows:
-            cursor = row["id"]
-            if row["kind"] == "answer" and row["data"].get("answer"):
-                yield row["data"]
-        if not rows and (status is None or JobStatus(status).terminal):
-            return
-        if await disconnected():
-            raise ClientLeft
-        if time.monotonic() > deadline:
-            raise timeout_error(job.id)
-        if not rows:
-            await asyncio.sleep(settings.poll_interval_s)
-
-
 async def chunks(
     settings: ApiSettings,
     tenant: Tenant,
     job: Job,
     body: ChatCompletionRequest,
     disconnected: Callable[[], Awaitable[bool]],
+    redis_client: aioredis.Redis[bytes],
 ) -> AsyncIterator[Message]:
     """The SSE messages of one streamed completion of the admitted ``job``."""
     out = Chunks(job, body.model)
+    live = LiveAnswer(redis_client, job.id) if job.stream_answer else None
     yield out.delta(
         ChunkDelta(role="assistant", content=""),
         tandem={"job_id": str(job.id), "url": job_url(job.id)},
@@ -127,10 +103,16 @@ async def chunks(
     over = False
     try:
         sent, engine_reason = "", None
-        async for event in _answer_events(settings, job, disconnected):
-            sent += str(event["answer"])
-            engine_reason = event.get("finish_reason")
-            yield out.delta(ChunkDelta(content=str(event["answer"])))
+        progress = follow_job(
+            settings, job.id, live=live, disconnected=disconnected, timeout_s=settings.chat_wait_s
+        )
+        async for part in progress:
+            if isinstance(part, LiveText):
+                yield out.delta(ChunkDelta(reasoning_content=part.text))
+            elif isinstance(part, dict) and part["kind"] == "answer" and part["data"].get("answer"):
+                sent += str(part["data"]["answer"])
+                engine_reason = part["data"].get("finish_reason")
+                yield out.delta(ChunkDelta(content=str(part["data"]["answer"])))
         over = True
         done = await run_in_threadpool(finished, settings, job.id)
         if done is None:  # the job row is gone (a database restored under it)
@@ -142,6 +124,9 @@ async def chunks(
         if body.stream_options is not None and body.stream_options.include_usage:
             yield out.usage(done)
         yield DONE
+    except FollowTimeout:
+        over = True
+        yield _error(timeout_error(job.id))
     except TandemError as exc:
         over = True
         yield _error(exc)

@@ -94,7 +94,8 @@ def check_idempotency_key(key: str | None) -> str | None:
 
 def request_hash(body: JobCreate) -> str:
     """SHA-256 of the whole normalised request: what an idempotent replay must repeat."""
-    fields = body.model_dump(mode="json")
+    # Following the answer live does not change the job: a replay may stream or not.
+    fields = body.model_dump(mode="json", exclude={"stream_answer"})
     if body.max_cost is not None:  # 0.5 and 0.50 are one amount
         fields["max_cost"] = str(body.max_cost.normalize())
     normalised = json.dumps(fields, sort_keys=True, separators=(",", ":"))
@@ -228,6 +229,7 @@ async def _submit(
         "api_key_id": caller.key_id if caller is not None else None,
         # The prices its worst case was reserved at, which its calls will be charged at.
         "prices": snapshot(profiles),
+        "stream_answer": body.stream_answer,
     }
     try:
         job = await _admit(settings, tenant, values, fitting, caller)

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from services.api.deps import SettingsDep, TenantDep, current_caller
 from services.api.jobs import admission, service
+from services.api.jobs.follow import LiveAnswer, event_stream
 from services.api.jobs.schemas import (
     CancelOut,
     JobAccepted,
@@ -150,8 +151,12 @@ async def events(
     settings: SettingsDep,
     last_event_id: Annotated[str | None, Header(description="Resume after this event.")] = None,
 ) -> EventSourceResponse:
-    """Server-Sent Events of the job's progress, ending with a ``done`` event."""
+    """Server-Sent Events of the job's progress, ending with a ``done`` event; a job submitted
+    with ``stream_answer`` also sends the executor's text as it is generated, in
+    ``answer_delta`` events (``{"text": ...}``) before its ``answer`` event."""
     after = service.resume_after(last_event_id)
-    await run_in_threadpool(service.check_owned, settings, tenant, job_id)
-    stream = service.event_stream(settings, job_id, after, request.is_disconnected)
+    job = await run_in_threadpool(service.check_owned, settings, tenant, job_id)
+    # The live text from its start only: a resumed stream picks up at the next event.
+    live = LiveAnswer(request.app.state.aredis, job_id) if job.stream_answer and not after else None
+    stream = event_stream(settings, job_id, after, request.is_disconnected, live)
     return EventSourceResponse(stream, ping=15)

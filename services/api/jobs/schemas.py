@@ -43,6 +43,11 @@ class JobCreate(BaseModel):
     )
     metadata: StorableJson = Field(default_factory=dict, description="Stored and echoed back.")
     webhook_url: WebhookUrl | None = Field(None, description="POSTed the result, signed.")
+    stream_answer: bool = Field(
+        False,
+        description="Publish the executor's text as it is generated: the job's event stream "
+        "then carries answer_delta events before its answer event.",
+    )
 
 
 class JobAccepted(BaseModel):

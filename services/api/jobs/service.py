@@ -3,18 +3,14 @@ work each: a job's view and audit, the paginated list, cancellation, and the eve
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-
-from starlette.concurrency import run_in_threadpool
 
 from services.api.db import unit_of_work
 from services.api.jobs import repository as repo
@@ -204,10 +200,12 @@ def resume_after(last_event_id: str | None) -> int:
     return int(last_event_id)
 
 
-def check_owned(settings: ApiSettings, tenant: Tenant, job_id: uuid.UUID) -> None:
+def check_owned(settings: ApiSettings, tenant: Tenant, job_id: uuid.UUID) -> Job:
     with unit_of_work(settings) as session:
-        if repo.job_for_tenant(session, tenant.id, job_id) is None:
+        job = repo.job_for_tenant(session, tenant.id, job_id)
+        if job is None:
             raise NotFoundError(f"job {job_id} not found", field="id")
+        return job
 
 
 def events_since(
@@ -232,26 +230,3 @@ def events_since(
             }
             for e in events
         ], status
-
-
-async def event_stream(
-    settings: ApiSettings,
-    job_id: uuid.UUID,
-    after: int,
-    disconnected: Callable[[], Awaitable[bool]],
-) -> AsyncIterator[dict[str, str]]:
-    """SSE messages of the job's events after ``after``, ending with ``done`` once the job is
-    over and every event was sent."""
-    cursor = after
-    while True:
-        rows, status = await run_in_threadpool(events_since, settings, job_id, cursor)
-        for row in rows:
-            cursor = row["id"]
-            yield {"id": str(row["id"]), "event": row["kind"], "data": json.dumps(row)}
-        if not rows and (status is None or JobStatus(status).terminal):
-            yield {"event": "done", "data": json.dumps({"status": status})}
-            return
-        if await disconnected():
-            return
-        if not rows:
-            await asyncio.sleep(settings.poll_interval_s)

@@ -10,6 +10,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -32,18 +33,22 @@ pytestmark = pytest.mark.e2e
 SERVICES = ["coordinator", "scorer", "executor", "accounting"]
 
 
-@pytest.fixture(scope="module")
-def live_api(
-    artifacts_dir: Path, database_url: str, redis_url: str, api_settings: ApiSettings
+@contextmanager
+def serving_pipeline(
+    logs: Path,
+    api_settings: ApiSettings,
+    redis_url: str,
+    services: list[str] = SERVICES,
+    **sim: str,
 ) -> Iterator[str]:
-    """Engines, workers, and an API that publishes where those workers listen."""
-    logs = artifacts_dir / "api-pipeline-e2e"
-    with sim_engines(logs) as engines:
+    """Sim engines (``sim``: their TANDEM_ENGINE_SIM_* knobs), ``services``' workers, and an
+    API that publishes where those workers listen; yields the API's URL."""
+    with sim_engines(logs, **sim) as engines:
         saved = dict(os.environ)
         os.environ.update(engines.env())  # the API prices plans with these profiles
-        pool = start_workers(SERVICES, logs, engines.env())
+        pool = start_workers(services, logs, engines.env())
         try:
-            wait_for_workers(SERVICES, timeout_s=120)
+            wait_for_workers(services, timeout_s=120)
             with unit_of_work() as session:  # stop at level 0: the executor answers at once
                 register_version(
                     session,
@@ -58,6 +63,15 @@ def live_api(
             stop_workers(pool)
             os.environ.clear()
             os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def live_api(
+    artifacts_dir: Path, database_url: str, redis_url: str, api_settings: ApiSettings
+) -> Iterator[str]:
+    """Engines, workers, and an API that publishes where those workers listen."""
+    with serving_pipeline(artifacts_dir / "api-pipeline-e2e", api_settings, redis_url) as url:
+        yield url
 
 
 def tenant_key(url: str) -> str:

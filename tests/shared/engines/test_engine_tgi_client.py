@@ -207,3 +207,35 @@ async def test_calls_share_one_pooled_connection_and_are_not_streamed(sim_url: s
     assert isinstance(transport, httpx2.AsyncHTTPTransport)
     assert len(transport._pool.connections) == 1  # kept alive, reused
     await tgi.aclose()
+
+
+async def test_a_stream_is_charged_as_a_whole_call_on_the_pooled_connection(sim_url: str) -> None:
+    """A followed answer streams on the same pooled client, and its final event carries the
+    counts a whole call would: prompt tokens and the prefix-cache hits among them."""
+    tgi = TGIClient(config(sim_url))
+    seen: list[str] = []
+
+    async def note(request: httpx2.Request) -> None:
+        seen.append(f"{request.method} {request.url.path}")
+
+    tgi._http.event_hooks["request"].append(note)
+    prompt = f"{QUESTION}({uuid.uuid4().hex})\n\n"
+    whole = await tgi.generate(prompt, max_new_tokens=5)
+    chunks = [c async for c in tgi.generate_stream(prompt, max_new_tokens=5)]
+    final = chunks[-1].final
+    assert final is not None and "".join(c.text for c in chunks) == final.text == whole.text
+    assert final.prompt_tokens == whole.prompt_tokens
+    assert final.cached_tokens > 0  # the whole call above left the prompt in the cache
+    assert seen == ["POST /generate", "POST /generate_stream"]
+    transport = tgi._http._transport
+    assert isinstance(transport, httpx2.AsyncHTTPTransport)
+    assert len(transport._pool.connections) == 1
+    await tgi.aclose()
+
+
+async def test_a_stream_refused_before_it_starts_has_the_engines_status(client: TGIClient) -> None:
+    with pytest.raises(EngineError) as caught:
+        async for _ in client.generate_stream(QUESTION, max_new_tokens=3, stop=list("abcde")):
+            pass
+    assert caught.value.status == 422 and caught.value.route == "POST /generate_stream"
+    assert "stop sequences" in caught.value.message

@@ -136,3 +136,24 @@ def test_a_checkpoint_reads_as_its_score_against_its_threshold_or_rule() -> None
     assert score_line(entry) == "level 1: score 0.9986 threshold 0.9963 -> stop"
     ruled = {"level": 0, "score": 0.2, "threshold": None, "rule": "lookahead", "decision": "go"}
     assert score_line(ruled) == "level 0: score 0.2000 rule lookahead -> go"
+
+
+def test_the_demo_prints_the_saving_measured_on_the_same_question() -> None:
+    from tandem.stack.demo import saving_lines
+
+    def job(cost: str, *flops: str, status: str = "succeeded") -> dict[str, object]:
+        return {
+            "status": status,
+            "cost": cost,
+            "answer": "54",
+            "usage": [{"flops": f} for f in flops],
+        }
+
+    tandem = job("0.000040", "100000000", "50000000")
+    lines = saving_lines(tandem, job("0.000100", "600000000"))
+    assert lines == [
+        "the coordinator alone on the same question: $0.000100, 0.600 GFLOPs (answer 54)",
+        "Tandem: 40% of its cost, 25% of its FLOPs",
+    ]
+    assert saving_lines(tandem, job("0.0001", "1", status="failed")) == []
+    assert saving_lines(tandem, None) == []

@@ -1,0 +1,326 @@
+"""Does a sufficiency classifier trained on pair v2's shop questions transfer to ages?
+
+For each feature set and model: fitted on the shop train questions (early stopping on shop
+validation), thresholds calibrated on shop validation as the shipped version was (cheapest with
+the coordinator alone's accuracy, generated FLOPs), then replayed with nothing refitted on the
+shop test questions (in domain) and the ages test questions (across domains) by
+:func:`tandem.classifier.frontier.compute_frontier`. Printed per combination, one JSON line:
+accuracy, total FLOPs as a share of the coordinator alone, accuracy minus the best mixture of
+fixed levels at equal total FLOPs with its paired bootstrap 95% interval, the best such gain
+over the λ-fitted threshold rules, per-level AUROC, and ``kept`` = ages gain / shop gain (the
+target: >= 0.7, with a shop gain >= +5 points whose interval is above 0).
+
+The feature sets, computed from the collected prompt log-probs (the span ones split each prompt
+at the point where it leaves level 0's prompt, i.e. where the insights begin; the last tokens
+after the insights, ``</I>\nS:``, are the suffix):
+
+- ``shipped15``: :func:`shared.features.features`, the shipped list;
+- ``no_scale``: that list without ``perplexity`` and ``seq_length``;
+- ``span``: level, insight-span length, mean/min/max/std over the insight span and the suffix,
+  the end marker's log-prob;
+- ``delta0``: ``span`` plus the suffix statistics and whole-prompt mean, last-quarter mean
+  and min against the same question's level 0 (needs level 0's log-probs at each level);
+- ``delta_only``: level and those differences only; ``suffix_delta``: level, span length,
+  the end marker and suffix mean, each also against level 0;
+- ``coord``: what the coordinator did (level, insights finished, insight tokens), no log-probs;
+  ``coord_delta`` and ``coord_shipped``: that with ``delta_only`` or the shipped list.
+
+    python benchmarks/transfer_study.py [SETS] [MODELS]   # comma-separated; models: logreg,
+                                                          # mlp16, mlp64x32 (the shipped shape)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.classifier.rules import positional
+from shared.features import FEATURE_NAMES, features
+from tandem.classifier.calibrate import CalibrationSettings, resolve_objective
+from tandem.classifier.collected import CollectedQuestion, LevelResult, of_split, read_collected
+from tandem.classifier.frontier import SHIPPED, Frontier, compute_frontier
+from tandem.classifier.policies import CostModel
+from tandem.classifier.thresholds import fit_thresholds, level_table
+
+DATA = Path(__file__).resolve().parents[1] / "models" / "classifier" / "data"
+# A prefix shared with level 0 has the same log-probs (a causal model), up to the float
+# differences of a cached against a computed prefix.
+TOL = 1e-3
+SUFFIX = 4  # ``</I>\nS:`` in the lab layout, when no level's prompt differs from level 0's
+
+
+def _clean(values: Sequence[float | None]) -> np.ndarray:
+    return np.array([v if v is not None and math.isfinite(v) else np.nan for v in values])
+
+
+def split_point(question: CollectedQuestion) -> tuple[int, int]:
+    """(tokens before the insights, tokens after them) from level 0 against level 1."""
+    zero = _clean(question.levels[0].logprobs)
+    other = next(
+        (_clean(r.logprobs) for r in question.levels[1:] if len(r.logprobs) != len(zero)), None
+    )
+    if other is None:
+        return len(zero) - SUFFIX, SUFFIX
+    p = 1
+    while p < min(len(zero), len(other)) and abs(zero[p] - other[p]) < TOL:
+        p += 1
+    return p, len(zero) - p
+
+
+def _stats(values: np.ndarray) -> list[float]:
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return [0.0, 0.0, 0.0, 0.0]
+    return [float(v.mean()), float(v.min()), float(v.max()), float(v.std())]
+
+
+def spans(question: CollectedQuestion, result: LevelResult) -> dict[str, np.ndarray]:
+    p, s = split_point(question)
+    lp = _clean(result.logprobs)
+    n = len(lp)
+    return {"question": lp[1:p], "insights": lp[p : n - s], "suffix": lp[n - s :]}
+
+
+def f_shipped(q: CollectedQuestion, r: LevelResult) -> list[float]:
+    return r.features()
+
+
+DROP = {"perplexity", "seq_length"}
+KEEP = [i for i, name in enumerate(FEATURE_NAMES) if name not in DROP]
+
+
+def f_no_scale(q: CollectedQuestion, r: LevelResult) -> list[float]:
+    v = r.features()
+    return [v[i] for i in KEEP]
+
+
+def f_span(q: CollectedQuestion, r: LevelResult) -> list[float]:
+    parts = spans(q, r)
+    suffix = parts["suffix"]
+    first = float(suffix[0]) if suffix.size and np.isfinite(suffix[0]) else 0.0
+    return [
+        float(r.level),
+        float(parts["insights"].size),
+        *_stats(parts["insights"]),
+        *_stats(suffix),
+        first,
+    ]
+
+
+def f_delta0(q: CollectedQuestion, r: LevelResult) -> list[float]:
+    mine = f_span(q, r)
+    zero = f_span(q, q.levels[0])
+    # suffix stats and the end-marker token against level 0's (same question, no insights)
+    deltas = [mine[k] - zero[k] for k in range(6, 11)]
+    whole = features(r.logprobs, r.level, r.insight_tokens)
+    whole0 = features(q.levels[0].logprobs, 0, 0)
+    idx = {name: i for i, name in enumerate(FEATURE_NAMES)}
+    deltas += [whole[idx[n]] - whole0[idx[n]] for n in ("mean", "last_quarter_mean", "min")]
+    return [*mine, *deltas]
+
+
+def f_delta_only(q: CollectedQuestion, r: LevelResult) -> list[float]:
+    full = f_delta0(q, r)
+    return [full[0], *full[11:]]
+
+
+def f_suffix_delta(q: CollectedQuestion, r: LevelResult) -> list[float]:
+    """Level, insight span length, and the end marker's log-prob and the suffix mean, each
+    also against level 0's."""
+    v = f_delta0(q, r)
+    return [v[0], v[1], v[10], v[6], v[15], v[11]]
+
+
+def f_coord(q: CollectedQuestion, r: LevelResult) -> list[float]:
+    """What the coordinator did, not the executor's log-probs: level, finished, tokens."""
+    return [float(r.level), float(r.finished), float(r.insight_tokens)]
+
+
+def f_coord_delta(q: CollectedQuestion, r: LevelResult) -> list[float]:
+    return [*f_coord(q, r), *f_delta_only(q, r)[1:]]
+
+
+def f_coord_shipped(q: CollectedQuestion, r: LevelResult) -> list[float]:
+    return [float(r.finished), *r.features()]
+
+
+FEATURE_SETS: dict[str, Callable[[CollectedQuestion, LevelResult], list[float]]] = {
+    "shipped15": f_shipped,
+    "no_scale": f_no_scale,
+    "span": f_span,
+    "delta0": f_delta0,
+    "delta_only": f_delta_only,
+    "suffix_delta": f_suffix_delta,
+    "coord": f_coord,
+    "coord_delta": f_coord_delta,
+    "coord_shipped": f_coord_shipped,
+}
+
+
+def matrix(questions: Sequence[CollectedQuestion], fn: Callable[..., list[float]]) -> np.ndarray:
+    return np.array([[fn(q, r) for r in q.levels] for q in questions], dtype=np.float64)
+
+
+def rows(questions: Sequence[CollectedQuestion], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for i, q in enumerate(questions):
+        for r in q.levels[: q.reachable]:
+            xs.append(x[i, r.level])
+            ys.append(float(r.answer.correct))
+    return np.array(xs), np.array(ys)
+
+
+def fit_logreg(
+    x: np.ndarray, y: np.ndarray, l2: float = 1e-2
+) -> Callable[[np.ndarray], np.ndarray]:
+    mean, std = x.mean(0), x.std(0)
+    std[std < 1e-9] = 1.0
+    z = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
+    w = np.zeros(z.shape[1])
+    for _ in range(50):  # Newton steps
+        p = 1 / (1 + np.exp(-z @ w))
+        grad = z.T @ (p - y) + l2 * np.r_[w[:-1], 0]
+        hess = (z * (p * (1 - p))[:, None]).T @ z + l2 * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+
+    def predict(a: np.ndarray) -> np.ndarray:
+        za = np.hstack([(a - mean) / std, np.ones((len(a), 1))])
+        return 1 / (1 + np.exp(-za @ w))
+
+    return predict
+
+
+def fit_mlp(
+    x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, hidden: Sequence[int]
+) -> Callable[[np.ndarray], np.ndarray]:
+    import torch
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    mean, std = x.mean(0), x.std(0)
+    std[std < 1e-9] = 1.0
+    sizes = [x.shape[1], *hidden, 1]
+    mods: list[torch.nn.Module] = []
+    for i in range(len(sizes) - 1):
+        mods.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            mods.append(torch.nn.ReLU())
+    net = torch.nn.Sequential(*mods)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    xt = torch.tensor((x - mean) / std, dtype=torch.float32)
+    yt = torch.tensor(y, dtype=torch.float32).unsqueeze(1)
+    xvt = torch.tensor((xv - mean) / std, dtype=torch.float32)
+    yvt = torch.tensor(yv, dtype=torch.float32).unsqueeze(1)
+    best, state, since = float("inf"), None, 0
+    for _ in range(300):
+        net.train()
+        for idx in torch.randperm(len(xt)).split(64):
+            opt.zero_grad()
+            loss_fn(net(xt[idx]), yt[idx]).backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            val = float(loss_fn(net(xvt), yvt))
+        if val < best - 1e-5:
+            best, since = val, 0
+            state = {k: v.clone() for k, v in net.state_dict().items()}
+        else:
+            since += 1
+            if since >= 20:
+                break
+    assert state is not None
+    net.load_state_dict(state)
+
+    def predict(a: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            t = torch.tensor((a - mean) / std, dtype=torch.float32)
+            return torch.sigmoid(net(t)).numpy()[:, 0]
+
+    return predict
+
+
+def scores(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    q, levels, k = x.shape
+    return predict(x.reshape(q * levels, k)).reshape(q, levels)
+
+
+def summary(frontier: Frontier) -> dict[str, Any]:
+    """The calibrated rule's figures at equal total FLOPs, and the best λ-fitted rule's gain."""
+    run = next(r for r in frontier.rules if r.name == SHIPPED)
+    versus = frontier.intervals[SHIPPED]["versus_mixture"]["total FLOPs"]
+    assert frontier.coordinator is not None
+    gains = [
+        frontier.intervals[r.name]["versus_mixture"]["total FLOPs"]["difference"]
+        for r in frontier.rules[1:]
+    ]
+    return {
+        "accuracy": round(run.accuracy, 4),
+        "total_share": round(float(run.mean_cost[1] / frontier.coordinator.mean_cost[1]), 4),
+        "gain": versus["difference"],
+        "interval": versus["interval"],
+        "aurocs": [
+            None if a["classifier"] is None else round(a["classifier"], 3) for a in frontier.aurocs
+        ],
+        "fitted_best_gain": max((g for g in gains if g is not None), default=None),
+    }
+
+
+def main() -> None:
+    header, shop = read_collected(DATA / "lab-v2-shop.jsonl")
+    _, ages = read_collected(DATA / "lab-v2-ages.jsonl")
+    train, val, test = (of_split(shop, s) for s in ("train", "validation", "test"))
+    ages_test = of_split(ages, "test")
+    costs = CostModel.from_header(header)
+    settings = CalibrationSettings()  # the shipped version's: coordinator accuracy, generated
+    metric = costs.metric(settings.cost)
+    objective = resolve_objective(val, settings, metric)
+    budgets = list(header.levels)
+    sets = sys.argv[1].split(",") if len(sys.argv) > 1 else list(FEATURE_SETS)
+    models = sys.argv[2].split(",") if len(sys.argv) > 2 else ["logreg", "mlp16", "mlp64x32"]
+    for name in sets:
+        fn = FEATURE_SETS[name]
+        xs = {
+            k: matrix(v, fn)
+            for k, v in {"train": train, "val": val, "test": test, "ages": ages_test}.items()
+        }
+        x, y = rows(train, xs["train"])
+        xv, yv = rows(val, xs["val"])
+        for model in models:
+            if model == "logreg":
+                predict = fit_logreg(x, y)
+            elif model == "mlp16":
+                predict = fit_mlp(x, y, xv, yv, (16,))
+            else:
+                predict = fit_mlp(x, y, xv, yv, (64, 32))
+            s = {k: scores(predict, v) for k, v in xs.items()}
+            fit = fit_thresholds(level_table(val, s["val"], metric), objective)
+            rule = positional(budgets, fit.thresholds)
+            result: dict[str, Any] = {"thresholds": [round(t, 4) for t in fit.thresholds]}
+            for dom, questions in (("shop", test), ("ages", ages_test)):
+                frontier = compute_frontier(
+                    questions,
+                    val,
+                    s["test" if dom == "shop" else "ages"],
+                    s["val"],
+                    rule,
+                    costs,
+                    samples=1000,
+                )
+                result[dom] = summary(frontier)
+            gain_in, gain_out = result["shop"]["gain"], result["ages"]["gain"]
+            result["kept"] = None if not gain_in else round(gain_out / gain_in, 3)
+            print(f"{name}/{model}", json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
