@@ -42,6 +42,7 @@ import numpy as np
 
 from shared.classifier.rules import positional
 from shared.features import FEATURE_NAMES, features
+from tandem.classifier import train
 from tandem.classifier.calibrate import CalibrationSettings, resolve_objective
 from tandem.classifier.collected import CollectedQuestion, LevelResult, of_split, read_collected
 from tandem.classifier.frontier import SHIPPED, Frontier, compute_frontier
@@ -202,51 +203,8 @@ def fit_logreg(
 def fit_mlp(
     x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, hidden: Sequence[int]
 ) -> Callable[[np.ndarray], np.ndarray]:
-    import torch
-
-    torch.manual_seed(0)
-    torch.set_num_threads(1)
-    mean, std = x.mean(0), x.std(0)
-    std[std < 1e-9] = 1.0
-    sizes = [x.shape[1], *hidden, 1]
-    mods: list[torch.nn.Module] = []
-    for i in range(len(sizes) - 1):
-        mods.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            mods.append(torch.nn.ReLU())
-    net = torch.nn.Sequential(*mods)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    xt = torch.tensor((x - mean) / std, dtype=torch.float32)
-    yt = torch.tensor(y, dtype=torch.float32).unsqueeze(1)
-    xvt = torch.tensor((xv - mean) / std, dtype=torch.float32)
-    yvt = torch.tensor(yv, dtype=torch.float32).unsqueeze(1)
-    best, state, since = float("inf"), None, 0
-    for _ in range(300):
-        net.train()
-        for idx in torch.randperm(len(xt)).split(64):
-            opt.zero_grad()
-            loss_fn(net(xt[idx]), yt[idx]).backward()
-            opt.step()
-        net.eval()
-        with torch.no_grad():
-            val = float(loss_fn(net(xvt), yvt))
-        if val < best - 1e-5:
-            best, since = val, 0
-            state = {k: v.clone() for k, v in net.state_dict().items()}
-        else:
-            since += 1
-            if since >= 20:
-                break
-    assert state is not None
-    net.load_state_dict(state)
-
-    def predict(a: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            t = torch.tensor((a - mean) / std, dtype=torch.float32)
-            return torch.sigmoid(net(t)).numpy()[:, 0]
-
-    return predict
+    """The shipped trainer's fit (:func:`tandem.classifier.train.fit_mlp`) at another shape."""
+    return train.fit_mlp(x, y, xv, yv, hidden).predict
 
 
 def scores(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:

@@ -24,15 +24,7 @@ from typing import Any, cast
 import httpx2
 from huggingface_hub import AsyncInferenceClient
 from huggingface_hub import constants as hf_constants
-from huggingface_hub.errors import (
-    GenerationError,
-    HfHubHTTPError,
-    IncompleteGenerationError,
-    InferenceTimeoutError,
-    OverloadedError,
-    TextGenerationError,
-    ValidationError,
-)
+from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
 
 from shared.engines.base import EngineInfo, Generation, ModelProfile, StreamChunk, TokenLogprob
 from shared.engines.config import EngineConfig
@@ -48,16 +40,9 @@ PROMPT_TOKENS_HEADER = "x-prompt-tokens"
 # one sends neither this nor ``details.cached_tokens``, and then none were).
 CACHED_TOKENS_HEADER = "x-cached-tokens"
 
-# TGI's error_type -> the status TGI answers it with, for errors that arrive inside a stream.
-_ERROR_TYPE_STATUS: dict[type[TextGenerationError], int] = {
-    ValidationError: 422,
-    GenerationError: 424,
-    OverloadedError: 429,
-    IncompleteGenerationError: 500,
-}
-
-# The same by the ``error_type`` string of an error event in a stream.
-_STREAM_ERROR_STATUS = {
+# TGI's error_type -> the status TGI answers it with, for errors that arrive inside a stream
+# (the status line was sent before the generation failed).
+_ERROR_TYPE_STATUS = {
     "validation": 422,
     "generation": 424,
     "overloaded": 429,
@@ -66,7 +51,8 @@ _STREAM_ERROR_STATUS = {
 
 
 def map_error(error: BaseException, *, engine: str, route: str) -> EngineError | None:
-    """The typed error for an exception raised by huggingface_hub or httpx2; None if foreign."""
+    """The typed error for an exception raised by httpx2 or by huggingface_hub's client (which
+    serves ``/info``); None if foreign."""
     if isinstance(error, EngineError):
         return error
     if isinstance(error, InferenceTimeoutError | httpx2.TimeoutException):
@@ -80,16 +66,6 @@ def map_error(error: BaseException, *, engine: str, route: str) -> EngineError |
             route=route,
             reason="connection",
             transient=True,
-        )
-    if isinstance(error, TextGenerationError):
-        cause = error.__cause__
-        status = (
-            cause.response.status_code
-            if isinstance(cause, HfHubHTTPError) and cause.response is not None
-            else _ERROR_TYPE_STATUS.get(type(error), 500)
-        )
-        return engine_error(
-            str(error), engine=engine, route=route, status=status, reason=type(error).__name__
         )
     if isinstance(error, HfHubHTTPError):
         status = error.response.status_code if error.response is not None else None
@@ -304,7 +280,7 @@ class TGIClient:
             str(event.get("error")),
             engine=self.config.engine_name,
             route=ROUTE_STREAM,
-            status=_STREAM_ERROR_STATUS.get(kind, 500),
+            status=_ERROR_TYPE_STATUS.get(kind, 500),
             reason=kind,
         )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,36 +89,45 @@ def _onnx_graph(
     return model
 
 
-def train(
-    rows: list[dict[str, Any]],
-    out: Path,
+@dataclass(frozen=True)
+class Fitted:
+    """An MLP fitted on standardised features: the network (eval mode) and the scaling."""
+
+    net: Any  # torch.nn.Sequential (torch is imported only where a model is trained)
+    mean: np.ndarray
+    std: np.ndarray
+    epochs: int
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """P(sufficient) per row of ``features``."""
+        import torch
+
+        with torch.no_grad():
+            scaled = torch.tensor((features - self.mean) / self.std, dtype=torch.float32)
+            return torch.sigmoid(self.net(scaled)).numpy()[:, 0]
+
+
+def fit_mlp(
+    x: np.ndarray,
+    y: np.ndarray,
+    xv: np.ndarray,
+    yv: np.ndarray,
+    hidden: Sequence[int],
     *,
-    version: str,
-    thresholds: list[float],
     max_epochs: int = 300,
     patience: int = 20,
     seed: int = 0,
-) -> TrainResult:
-    """Fit, early-stop on validation, export, and check ONNX against torch."""
-    import onnx
-    import onnxruntime
+) -> Fitted:
+    """Adam on binary cross-entropy in mini-batches of 64, early-stopped on the validation
+    loss (``patience`` epochs without improvement), the best epoch's weights kept."""
     import torch
 
     torch.manual_seed(seed)
     torch.set_num_threads(1)
-    train_rows = [r for r in rows if r.get("split", "train") == "train"]
-    val_rows = [r for r in rows if r.get("split") == "validation"] or train_rows
-    x = np.array([r["features"] for r in train_rows], dtype=np.float64)
-    y = np.array([float(r["label"]) for r in train_rows], dtype=np.float32)
-    xv = np.array([r["features"] for r in val_rows], dtype=np.float64)
-    yv = np.array([float(r["label"]) for r in val_rows], dtype=np.float32)
-    if x.shape[1] != len(FEATURE_NAMES):
-        raise ValueError(f"rows have {x.shape[1]} features, expected {len(FEATURE_NAMES)}")
     mean = x.mean(axis=0)
     std = x.std(axis=0)
     std[std < 1e-9] = 1.0
-
-    sizes = [len(FEATURE_NAMES), *HIDDEN, 1]
+    sizes = [x.shape[1], *hidden, 1]
     mods: list[torch.nn.Module] = []
     for i in range(len(sizes) - 1):
         mods.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
@@ -127,9 +137,9 @@ def train(
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     xt = torch.tensor((x - mean) / std, dtype=torch.float32)
-    yt = torch.tensor(y).unsqueeze(1)
+    yt = torch.tensor(y, dtype=torch.float32).unsqueeze(1)
     xvt = torch.tensor((xv - mean) / std, dtype=torch.float32)
-    yvt = torch.tensor(yv).unsqueeze(1)
+    yvt = torch.tensor(yv, dtype=torch.float32).unsqueeze(1)
     best, best_state, since, epochs = float("inf"), None, 0, 0
     for epoch in range(max_epochs):
         epochs = epoch + 1
@@ -151,6 +161,34 @@ def train(
     assert best_state is not None
     net.load_state_dict(best_state)
     net.eval()
+    return Fitted(net=net, mean=mean, std=std, epochs=epochs)
+
+
+def train(
+    rows: list[dict[str, Any]],
+    out: Path,
+    *,
+    version: str,
+    thresholds: list[float],
+    max_epochs: int = 300,
+    patience: int = 20,
+    seed: int = 0,
+) -> TrainResult:
+    """Fit, early-stop on validation, export, and check ONNX against torch."""
+    import onnx
+    import onnxruntime
+    import torch
+
+    train_rows = [r for r in rows if r.get("split", "train") == "train"]
+    val_rows = [r for r in rows if r.get("split") == "validation"] or train_rows
+    x = np.array([r["features"] for r in train_rows], dtype=np.float64)
+    y = np.array([float(r["label"]) for r in train_rows], dtype=np.float32)
+    xv = np.array([r["features"] for r in val_rows], dtype=np.float64)
+    yv = np.array([float(r["label"]) for r in val_rows], dtype=np.float32)
+    if x.shape[1] != len(FEATURE_NAMES):
+        raise ValueError(f"rows have {x.shape[1]} features, expected {len(FEATURE_NAMES)}")
+    fitted = fit_mlp(x, y, xv, yv, HIDDEN, max_epochs=max_epochs, patience=patience, seed=seed)
+    net, mean, std = fitted.net, fitted.mean, fitted.std
     linears = [m for m in net if isinstance(m, torch.nn.Linear)]
     layers = [(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in linears]
     digest = data_hash(rows)
@@ -168,8 +206,7 @@ def train(
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(out))
 
-    with torch.no_grad():
-        torch_scores = torch.sigmoid(net(xvt)).numpy().reshape(-1)
+    torch_scores = fitted.predict(xv)
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     onnx_scores = session.run(None, {"features": xv.astype(np.float32)})[0].reshape(-1)
     return TrainResult(
@@ -179,7 +216,7 @@ def train(
         validation_accuracy=float(((torch_scores >= 0.5) == (yv >= 0.5)).mean()),
         validation_brier=float(((torch_scores - yv) ** 2).mean()),
         onnx_max_abs_diff=float(np.abs(onnx_scores - torch_scores).max()),
-        epochs=epochs,
+        epochs=fitted.epochs,
     )
 
 

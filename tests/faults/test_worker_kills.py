@@ -20,10 +20,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
+import redis
 from sqlalchemy import Connection, select, text
 
-from shared.db.models import JobEvent, WebhookDelivery
+from shared.db.models import Job, JobEvent, WebhookDelivery
 from shared.db.session import get_engine, unit_of_work
+from shared.jobs.answer_stream import Follower, key
 from shared.webhooks import SIGNATURE_HEADER, verify_signature
 from tests.faults.outcomes import assert_books_balance, assert_succeeded_once, wait_ended
 from tests.faults.stack import STUCK_AFTER_S, FaultStack, Tenant, wait_until
@@ -115,6 +117,27 @@ def test_an_engine_worker_killed_mid_step(stack: FaultStack, service: str) -> No
         killed = time.monotonic()
     stack.start_worker(service)
     assert_every_job_succeeded_once(stack, tenant, job_ids, killed)
+
+
+def test_a_followed_answer_survives_its_executor_killed_mid_step(stack: FaultStack) -> None:
+    """The killed step had published its whole text; the step that runs again streams it again
+    from the start. The job ends once, and a reader of the answer stream keeps one text, the one
+    the job recorded."""
+    tenant = stack.tenant()
+    job_ids = [tenant.submit(q, stream_answer=True) for q in questions(7)]
+    with job_waiting_for(stack, WAITING_STATUS["executor"], job_ids) as victim:
+        stack.kill_worker("executor")
+        killed = time.monotonic()
+    stack.start_worker("executor")
+    assert_every_job_succeeded_once(stack, tenant, job_ids, killed)
+    published = redis.Redis.from_url(stack.redis_url).xrange(key(victim))
+    entries = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in published]
+    follower = Follower()
+    follower.take(entries)
+    with unit_of_work(stack.database_url) as session:
+        recorded = session.execute(select(Job.reasoning).where(Job.id == victim)).scalar_one()
+    assert len({entry["a"] for entry in entries}) >= 2  # the killed run and the one after it
+    assert not follower.diverged and follower.text == recorded
 
 
 def test_the_accounting_worker_killed_mid_settlement(stack: FaultStack) -> None:
