@@ -21,6 +21,7 @@ counts need ``pg_stat_statements`` preloaded, as ``tandem stack`` starts it) and
 of its own (so that nobody else's commands are counted). Asserts nothing.
 
     python benchmarks/pipeline_bench.py [--jobs 20] [--latency-tokens-per-s 200] [--detail]
+                                        [--pool threads,prefork]
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -258,6 +260,7 @@ def count_per_job(
     workers: Mapping[str, subprocess.Popen[bytes]],
     logs: Path,
     detail: bool,
+    pool: str,
 ) -> None:
     """Jobs one at a time through the real API; every counter's delta divided by the jobs."""
     import httpx
@@ -317,7 +320,10 @@ def count_per_job(
     transactions = sum(n for q, n in statements.items() if q.upper().startswith("BEGIN"))
     sql = sum(n for q, n in statements.items() if not q.upper().startswith(TRANSACTION_CONTROL))
     commands = delta(last.redis, first.redis)
-    print(f"\n== per job, through the API ({jobs} jobs one at a time, stop at level 1) ==")
+    print(
+        f"\n== per job, through the API, {pool} pool "
+        f"({jobs} jobs one at a time, stop at level 1) =="
+    )
     print(f"{'figure':<34}{'per job':>12}{'floor':>12}")
     print(f"{'/healthz request, API CPU':<34}{healthz * 1000:>9.2f} ms{'':>12}")
     for name in pids:
@@ -336,6 +342,7 @@ def count_per_job(
         f"{'Celery messages (LPUSH)':<34}{commands.get('lpush', 0) / jobs:>12.1f}"
         f"{FLOOR_MESSAGES:>12}"
     )
+    ratios[pool] = total_cpu / healthz
     if detail:
         print("-- Redis commands per job --")
         for name, n in sorted(commands.items(), key=lambda kv: -kv[1]):
@@ -343,6 +350,10 @@ def count_per_job(
         print("-- SQL statements per job --")
         for query, n in sorted(statements.items(), key=lambda kv: -kv[1]):
             print(f"  {n / jobs:7.2f}  {' '.join(query.split())[:150]}")
+
+
+# Orchestration CPU per job ÷ /healthz, per pool measured in this run.
+ratios: dict[str, float] = {}
 
 
 def worker_command(service: str, pool: str, profile: Path | None) -> list[str]:
@@ -436,7 +447,7 @@ def measure(
             queued_rate = jobs / (time.perf_counter() - start)
             observer.conn.close()
             if counted:
-                count_per_job(jobs, env, workers, logs / label, detail)
+                count_per_job(jobs, env, workers, logs / label, detail, pool)
         finally:
             for worker in workers.values():
                 stop(worker, profile is not None)
@@ -473,21 +484,10 @@ def measure(
     return {"ratio": ratio}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Pipeline orchestration overhead benchmark.")
-    parser.add_argument("--jobs", type=int, default=20)
-    parser.add_argument("--latency-tokens-per-s", type=float, default=200.0)
-    parser.add_argument(
-        "--detail", action="store_true", help="Per-statement and per-command counts."
-    )
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        help="Record each worker at zero latency with py-spy into this folder (collapsed stacks).",
-    )
-    parser.add_argument("--pool", default="prefork", help="The workers' Celery pool.")
-    args = parser.parse_args()
-
+@contextmanager
+def bench_servers() -> Iterator[None]:
+    """The stack's Postgres with this benchmark's scratch database migrated afresh, and a Redis
+    server of the benchmark's own, shut down on exit."""
     from alembic import command
 
     from tandem.commands.db import alembic_config
@@ -500,20 +500,47 @@ def main() -> None:
     try:
         ensure_database(INFRA, DATABASE, recreate=True)
         command.upgrade(alembic_config(DATABASE_URL), "head")
+        yield
+    finally:
+        redis.Redis.from_url(REDIS_URL).shutdown(nosave=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Pipeline orchestration overhead benchmark.")
+    parser.add_argument("--jobs", type=int, default=20)
+    parser.add_argument("--latency-tokens-per-s", type=float, default=200.0)
+    parser.add_argument(
+        "--detail", action="store_true", help="Per-statement and per-command counts."
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="Record each worker at zero latency with py-spy into this folder (collapsed stacks).",
+    )
+    parser.add_argument(
+        "--pool",
+        default="threads,prefork",
+        help="The workers' Celery pools, comma-separated: each is measured at zero latency, "
+        "the first also at the given latency (default: the default pool, then prefork).",
+    )
+    args = parser.parse_args()
+    with bench_servers():
         logs = ROOT / "test-artifacts" / "pipeline-bench"
         logs.mkdir(parents=True, exist_ok=True)
         if args.profile is not None:
             args.profile.mkdir(parents=True, exist_ok=True)
-        measure(
-            "zero-latency",
-            args.jobs,
-            0.0,
-            logs,
-            counted=True,
-            detail=args.detail,
-            pool=args.pool,
-            profile=args.profile,
-        )
+        pools = args.pool.split(",")
+        for pool in pools:
+            measure(
+                f"zero-latency-{pool}",
+                args.jobs,
+                0.0,
+                logs,
+                counted=True,
+                detail=args.detail,
+                pool=pool,
+                profile=args.profile,
+            )
         measure(
             f"{args.latency_tokens_per_s:g}-tok-per-s",
             args.jobs,
@@ -521,10 +548,13 @@ def main() -> None:
             logs,
             counted=False,
             detail=False,
-            pool=args.pool,
+            pool=pools[0],
         )
-    finally:
-        redis.Redis.from_url(REDIS_URL).shutdown(nosave=True)
+        if len(ratios) > 1:
+            print("\n== orchestration CPU per job ÷ /healthz, by pool (this run) ==")
+            base = ratios[pools[0]]
+            for pool, ratio in ratios.items():
+                print(f"{pool:<10}{ratio:>8.1f} x   {ratio / base:5.2f} of {pools[0]}")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,14 @@ def celery_config(settings: WorkerSettings, queue: Queue | None) -> dict[str, An
         "broker_transport": BROKER_TRANSPORT,
         "result_backend": settings.redis_url,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout_s,
+            # Each worker looks for expired deliveries (a worker killed mid-task) every
+            # unacked_restore_interval (10 s): kombu scans only on every 10th look by default,
+            # which let a killed worker's message wait up to ~100 s past its visibility
+            # timeout. Our scan reads one small hash (shared.broker), so every look scans.
+            "unacked_restore_throttle": 1,
+        },
         "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
         "result_expires": 3600,
         "task_serializer": "json",

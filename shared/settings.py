@@ -72,9 +72,13 @@ class WorkerSettings(CommonSettings):
         660, description="Redis broker visibility timeout; unacked tasks are redelivered after it."
     )
     task_soft_time_limit_s: int = Field(
-        540, description="Soft time limit of one task (raises inside the task)."
+        540,
+        description="Soft time limit of one task (raises inside the task); in a threads or "
+        "solo pool it bounds the step's engine call.",
     )
-    task_time_limit_s: int = Field(600, description="Hard time limit of one task (kills it).")
+    task_time_limit_s: int = Field(
+        600, description="Hard time limit of one task (kills it; prefork pool only)."
+    )
     task_max_retries: int = Field(5, description="Retries of a task on transient engine errors.")
     task_retry_backoff_max_s: int = Field(60, description="Cap of the exponential retry backoff.")
     task_expires_s: int = Field(
@@ -82,7 +86,15 @@ class WorkerSettings(CommonSettings):
         description="Messages not started within this many seconds are discarded (keep it "
         "above the visibility timeout plus every retry's backoff).",
     )
-    worker_concurrency: int = Field(2, description="Worker processes per service worker.")
+    worker_pool: Literal["threads", "prefork", "solo"] = Field(
+        "threads",
+        description="Celery pool of `tandem worker`: threads (tasks wait on engines and "
+        "Postgres, so threads of one process serve them without a process hop per message), "
+        "prefork or solo.",
+    )
+    worker_concurrency: int = Field(
+        2, description="Tasks one service worker runs at once (its threads or processes)."
+    )
     metrics_port: int = Field(0, description="Port of the worker's Prometheus endpoint (0: off).")
 
     @model_validator(mode="after")

@@ -34,7 +34,8 @@ _configured_pid: int | None = None
 
 
 def configure_tracing(service: str, settings: CommonSettings) -> None:
-    """Install this process's tracer provider and the Celery instrumentation (once per pid).
+    """Install this process's tracer provider and, when spans are exported, the Celery
+    instrumentation (once per pid).
 
     Per pid because prefork pool processes must each start their own exporter thread: a
     thread of the parent does not survive the fork.
@@ -60,11 +61,14 @@ def configure_tracing(service: str, settings: CommonSettings) -> None:
             endpoint = settings.otlp_endpoint.rstrip("/") + "/v1/traces"
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
         trace.set_tracer_provider(provider)
-        from opentelemetry.instrumentation.celery import CeleryInstrumentor
+        # With no exporter its hooks on every publish and every task would cost CPU on each
+        # message and record nothing.
+        if exporting(settings):
+            from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
-        instrumentor = CeleryInstrumentor()
-        if not instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.instrument(tracer_provider=provider)
+            instrumentor = CeleryInstrumentor()
+            if not instrumentor.is_instrumented_by_opentelemetry:
+                instrumentor.instrument(tracer_provider=provider)
         _configured_pid = os.getpid()
 
 

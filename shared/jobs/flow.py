@@ -20,8 +20,9 @@ from typing import Any
 
 from celery import Celery
 
-from shared.celery_base import send
 from shared.db.models import Job, JobStatus, Policy
+from shared.jobs.messages import push
+from shared.settings import get_worker_settings
 from shared.tasks import TaskName
 
 
@@ -76,7 +77,13 @@ def after_extension(job: Job, level: int) -> JobStatus:
 
 
 def publish(app: Celery, tasks: Iterable[NextTask]) -> list[str]:
-    return [send(app, task.name, task.kwargs) for task in tasks]
+    """Each task's message onto its queue on ``app``'s broker, in one round trip
+    (:mod:`shared.jobs.messages`); raises one of its ``BROKER_DOWN`` when that is unreachable."""
+    return push(
+        str(app.conf.broker_url),
+        [(task.name, task.kwargs) for task in tasks],
+        expires_s=get_worker_settings().task_expires_s,
+    )
 
 
 def start_job(app: Celery, job: Job) -> str:

@@ -13,6 +13,7 @@ the job's row says which step it waits for (:func:`shared.jobs.flow.next_task`).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import threading
@@ -23,7 +24,6 @@ from typing import Any, TypeVar
 
 from celery import Celery, Task, signals
 from celery.exceptions import SoftTimeLimitExceeded
-from kombu.exceptions import OperationalError as KombuOperationalError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from shared.db.models import Role
@@ -32,8 +32,10 @@ from shared.engines.base import EngineClient
 from shared.engines.config import EngineConfig, engine_config
 from shared.errors import ConfigurationError, NotFoundError, TandemError, TransientError
 from shared.jobs.flow import NextTask, publish
+from shared.jobs.messages import BROKER_DOWN
 from shared.jobs.service import fail_job, record_retry
 from shared.metrics import ENGINE_DURATION, ENGINE_ERRORS
+from shared.settings import get_worker_settings
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ def run_step(
         following = fail_job(job_id, "internal_error", f"{type(error).__name__}: {error}")
     try:
         publish(app, following)
-    except KombuOperationalError as error:
+    except BROKER_DOWN as error:
         # Committed, but the broker is unreachable: the job's row says what it waits for, and
         # the sweeper announces it once the broker is back.
         log.error("job %s: next step not published (%s); the sweeper will", job_id, error)
@@ -114,7 +116,14 @@ class _EngineLoop:
                 self._loop, self._pid, self._clients = loop, os.getpid(), {}
             return self._loop
 
-    def run(self, config: EngineConfig, call: Callable[[EngineClient], Awaitable[T]]) -> T:
+    def run(
+        self,
+        config: EngineConfig,
+        call: Callable[[EngineClient], Awaitable[T]],
+        timeout_s: float | None = None,
+    ) -> T:
+        """``call`` on the role's client; past ``timeout_s`` it is cancelled and the step ends
+        as a task past its soft time limit does (the threads and solo pools enforce none)."""
         loop = self._ensure()
         key = config.key  # a changed configuration gets a client of its own
 
@@ -124,7 +133,14 @@ class _EngineLoop:
                 client = self._clients[key] = make_client(config)
             return await call(client)
 
-        return asyncio.run_coroutine_threadsafe(go(), loop).result()
+        future = asyncio.run_coroutine_threadsafe(go(), loop)
+        try:
+            return future.result(timeout=timeout_s)
+        except concurrent.futures.TimeoutError:
+            if future.done():  # the call itself timed out, just as the wait ended
+                return future.result()
+            future.cancel()
+            raise SoftTimeLimitExceeded(f"engine call still running after {timeout_s} s") from None
 
 
 _engines = _EngineLoop()
@@ -136,7 +152,7 @@ def call_engine(role: Role, call: Callable[[EngineClient], Awaitable[T]]) -> tup
     model = config.profile.name
     started = time.perf_counter()
     try:
-        result = _engines.run(config, call)
+        result = _engines.run(config, call, get_worker_settings().task_soft_time_limit_s)
     except Exception as error:
         code = error.code if isinstance(error, TandemError) else type(error).__name__
         ENGINE_ERRORS.labels(role.value, model, code).inc()

@@ -23,15 +23,21 @@ class Service(StrEnum):
 
 def worker(
     service: Service = typer.Argument(..., help="Which service's queue to consume."),
-    concurrency: int | None = typer.Option(None, help="Worker processes (default: settings)."),
+    concurrency: int | None = typer.Option(
+        None, help="Tasks run at once: threads or processes (default: settings)."
+    ),
     loglevel: str = typer.Option("INFO", help="Celery log level."),
-    pool: str = typer.Option("prefork", help="Celery pool: prefork, threads or solo."),
+    pool: str | None = typer.Option(
+        None, help="Celery pool: threads, prefork or solo (default: TANDEM_WORKER_POOL)."
+    ),
 ) -> None:
     """Run one service's Celery worker on its own queue."""
     from shared.metrics_dir import MULTIPROC_ENV, prepare_multiprocess
     from shared.settings import get_worker_settings
 
-    if get_worker_settings().metrics_port and pool == "prefork" and MULTIPROC_ENV not in os.environ:
+    settings = get_worker_settings()
+    pool = pool or settings.worker_pool
+    if settings.metrics_port and pool == "prefork" and MULTIPROC_ENV not in os.environ:
         # Pool processes do the work; the main process serves what they all counted.
         if "prometheus_client" in sys.modules:
             raise RuntimeError("prometheus_client was imported before its mode could be chosen")

@@ -23,6 +23,7 @@ from services.api.admin.schemas import (
 )
 from services.api.deps import SettingsDep, require_admin
 from services.api.schemas import ErrorOut
+from services.api.validation import StorableText
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (401, 403, 404, 409, 422)
@@ -94,7 +95,7 @@ async def revoke_key(request: Request, key_id: uuid.UUID, settings: SettingsDep)
 @router.get("/prices", response_model=list[PriceOut])
 async def list_prices(
     settings: SettingsDep,
-    model: str | None = Query(None, max_length=200, description="Only this model's rows."),
+    model: StorableText | None = Query(None, max_length=200, description="Only this model's rows."),
 ) -> list[PriceOut]:
     """Every price row, each model's newest first: the one in force now is marked; those before
     it are what older jobs were admitted under."""

@@ -22,11 +22,12 @@ from pathlib import Path
 import httpx
 import pytest
 from celery import Celery
+from sqlalchemy import func, select
 
 from shared.budgets import record_reserve, reserve
 from shared.celery_base import send
 from shared.costs import Plan, Profiles, worst_case_cost
-from shared.db.models import Domain, Job, Policy, Role
+from shared.db.models import Domain, Job, LedgerEntry, ModelCall, Policy, Role
 from shared.db.session import unit_of_work
 from shared.engines.config import engine_config
 from shared.jobs import start_job
@@ -265,3 +266,32 @@ def wait_terminal(job_id: uuid.UUID, timeout_s: float = 60.0) -> Job:
         if time.monotonic() > deadline:
             raise TimeoutError(f"job {job_id} still {job.status}")
         time.sleep(0.1)
+
+
+def steps_of(job_id: uuid.UUID) -> list[str]:
+    with unit_of_work() as session:
+        return list(
+            session.scalars(
+                select(ModelCall.step)
+                .where(ModelCall.job_id == job_id)
+                .order_by(ModelCall.created_at)
+            )
+        )
+
+
+def money_of(job_id: uuid.UUID) -> dict[str, Decimal]:
+    with unit_of_work() as session:
+        rows = session.execute(
+            select(LedgerEntry.kind, LedgerEntry.amount).where(LedgerEntry.job_id == job_id)
+        ).all()
+        calls = session.scalar(select(func.sum(ModelCall.cost)).where(ModelCall.job_id == job_id))
+    money = {kind: amount for kind, amount in rows}
+    money["calls"] = Decimal(calls or 0)
+    return money
+
+
+def assert_charged_once(job: Job) -> None:
+    money = money_of(job.id)
+    assert set(money) == {"reserve", "settle", "release", "calls"}
+    assert money["settle"] == money["calls"] == job.cost > 0
+    assert money["settle"] + money["release"] == money["reserve"] == job.reserved_amount

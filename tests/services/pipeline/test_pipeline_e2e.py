@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,15 +23,18 @@ from sqlalchemy import func, select
 
 from shared.celery_base import producer_app, send
 from shared.classifier import SIM_MODEL_PATH, register_version
-from shared.db.models import Job, JobEvent, JobStatus, LedgerEntry, ModelCall, Policy, UsageHourly
+from shared.db.models import JobEvent, JobStatus, ModelCall, Policy, UsageHourly
 from shared.db.session import unit_of_work
 from shared.tasks import Queue, TaskName
 from tests.conftest import WorkerPool, start_workers, stop_workers, wait_for_workers
 from tests.services.pipeline.support import (
     LocalEngines,
+    assert_charged_once,
     drain,
     make_tenant,
+    money_of,
     sim_engines,
+    steps_of,
     submit,
     wait_terminal,
 )
@@ -82,35 +83,6 @@ def use_thresholds(*thresholds: float) -> str:
     with unit_of_work() as session:
         register_version(session, SIM_MODEL_PATH, version=version, thresholds=list(thresholds))
     return version
-
-
-def steps_of(job_id: uuid.UUID) -> list[str]:
-    with unit_of_work() as session:
-        return list(
-            session.scalars(
-                select(ModelCall.step)
-                .where(ModelCall.job_id == job_id)
-                .order_by(ModelCall.created_at)
-            )
-        )
-
-
-def money_of(job_id: uuid.UUID) -> dict[str, Decimal]:
-    with unit_of_work() as session:
-        rows = session.execute(
-            select(LedgerEntry.kind, LedgerEntry.amount).where(LedgerEntry.job_id == job_id)
-        ).all()
-        calls = session.scalar(select(func.sum(ModelCall.cost)).where(ModelCall.job_id == job_id))
-    money = {kind: amount for kind, amount in rows}
-    money["calls"] = Decimal(calls or 0)
-    return money
-
-
-def assert_charged_once(job: Job) -> None:
-    money = money_of(job.id)
-    assert set(money) == {"reserve", "settle", "release", "calls"}
-    assert money["settle"] == money["calls"] == job.cost > 0
-    assert money["settle"] + money["release"] == money["reserve"] == job.reserved_amount
 
 
 QUESTION = "What is 17 * 3 + 12?"
@@ -288,47 +260,3 @@ def test_redelivered_messages_change_nothing(workers: WorkerPool, app: Celery) -
         assert (
             session.scalar(select(func.count()).where(JobEvent.job_id == job.id)) == events_before
         )
-
-
-def test_worker_killed_mid_job_completes_once_charged_once(
-    database_url: str, redis_url: str, app: Celery, artifacts_dir: Path
-) -> None:
-    """SIGKILL the executor worker while its answer call is in flight (a slow sim engine);
-    a fresh worker gets the unacked message back (late ack) and the job is answered and
-    charged once."""
-    use_thresholds(ALWAYS)
-    logs = artifacts_dir / "pipeline-kill"
-    with sim_engines(logs, tokens_per_s="30") as slow:
-        # Short visibility timeout so the killed worker's unacked message comes back quickly.
-        env = {
-            **slow.env(),
-            "TANDEM_VISIBILITY_TIMEOUT_S": "8",
-            "TANDEM_TASK_SOFT_TIME_LIMIT_S": "5",
-            "TANDEM_TASK_TIME_LIMIT_S": "7",
-        }
-        others = start_workers(["coordinator", "scorer", "accounting"], logs, env)
-        victim = start_workers(["executor"], logs / "victim", env)
-        try:
-            wait_for_workers(SERVICES)
-            job_id = submit(app, make_tenant(), QUESTION)
-            deadline = time.monotonic() + 30
-            status = "queued"
-            while status != "executing" and time.monotonic() < deadline:
-                time.sleep(0.02)
-                with unit_of_work() as session:
-                    status = str(session.scalar(select(Job.status).where(Job.id == job_id)))
-            assert status == "executing"
-            process = victim.processes["executor"]
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            assert "answer" not in steps_of(job_id)  # killed mid-step, nothing recorded
-            replacement = start_workers(["executor"], logs / "replacement", env)
-            try:
-                done = wait_terminal(job_id, timeout_s=120)
-            finally:
-                stop_workers(replacement)
-        finally:
-            stop_workers(others)
-    assert done.status == JobStatus.SUCCEEDED.value
-    assert steps_of(job_id) == ["score:0", "answer"]
-    assert_charged_once(done)

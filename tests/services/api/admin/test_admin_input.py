@@ -33,3 +33,10 @@ def test_key_name_with_nul_or_surrogate_is_a_422(admin: httpx.Client, name: str)
     assert response.json()["error"]["field"] == "name"
     keys = admin.get(f"/v1/admin/tenants/{tenant['id']}/keys").json()
     assert keys == []
+
+
+def test_a_price_filter_with_nul_is_a_422_not_a_500(admin: httpx.Client) -> None:
+    # Found by the fuzz test: Postgres refused the NUL mid-query and the API answered 500.
+    response = admin.get("/v1/admin/prices", params={"model": "gpt\x00"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == "model"

@@ -19,9 +19,10 @@ import redis.asyncio as aioredis
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 
-from services.api.jobs.publish import redis_publisher, task_message
+from services.api.jobs.publish import redis_publisher
 from shared.celery_base import make_celery, producer_app, send
 from shared.db.models import Job, Policy
+from shared.jobs.messages import task_message
 from shared.settings import WorkerSettings
 from shared.tasks import Queue, TaskName
 from tests.services.api.conftest import free_port
