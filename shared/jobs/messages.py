@@ -25,15 +25,14 @@ from functools import lru_cache
 from typing import Any
 
 import redis
-from kombu.exceptions import OperationalError as KombuOperationalError
 from opentelemetry.propagate import inject
 
 from shared.tasks import TaskName
 
 # What Celery puts after args and kwargs: no callbacks, no canvas.
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
-# A publish that met an unreachable broker, through Celery's client or through this module's.
-BROKER_DOWN = (KombuOperationalError, redis.ConnectionError, redis.TimeoutError)
+# A publish that met an unreachable broker.
+BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError)
 BROKER_TIMEOUT_S = 5.0
 
 
@@ -128,15 +127,9 @@ def push(
             task_id=task_id,
         )
         queues.setdefault(name.queue.value, []).append(message)
-    if not queues:
-        return ids
-    client = broker_client(url)
-    if len(queues) == 1:
-        ((queue, messages),) = queues.items()
-        client.lpush(queue, *messages)
-    else:
-        with client.pipeline(transaction=False) as pipe:
-            for queue, messages in queues.items():
-                pipe.lpush(queue, *messages)
+    with broker_client(url).pipeline(transaction=False) as pipe:
+        for queue, messages in queues.items():
+            pipe.lpush(queue, *messages)
+        if queues:
             pipe.execute()
     return ids
