@@ -77,6 +77,7 @@ os.environ.update(
 LEVELS = (0, 32, 96, 192)
 SERVICES = ("coordinator", "scorer", "executor", "accounting")
 QUESTIONS = [f"What is {a} * {a + 4} + {2 * a + 4}?" for a in range(3, 60)]
+IDLE_WINDOW_S = 3.0  # how long each process's idle CPU is measured before the counted jobs
 OBSERVER = "bench_observer"  # marks the benchmark's own SQL, left out of the counts
 HEALTHZ_REQUESTS = 1000
 
@@ -225,12 +226,15 @@ class Observer:
             time.sleep(0.01)
 
     def statements(self) -> dict[str, int]:
-        """Calls per normalised statement in this database, the observer's own left out."""
+        """Calls per normalised statement in this database, the observer's own left out. One
+        text can have several entries (the same statement planned with other parameter
+        types): their calls are summed."""
         if not self.statements_available:
             return {}
         rows = self.conn.execute(
-            "SELECT query AS bench_observer, calls FROM pg_stat_statements s "
-            "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()"
+            "SELECT query AS bench_observer, sum(calls) FROM pg_stat_statements s "
+            "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database() "
+            "GROUP BY query"
         ).fetchall()
         return {str(q): int(c) for q, c in rows if OBSERVER not in str(q)}
 
@@ -309,13 +313,22 @@ def count_per_job(
                     redis_commands(broker),
                 )
 
-            first = snapshot()
+            # What each process spends with nothing to do (polls, heartbeats, timers): the
+            # share of the per-job figures that is not the jobs'.
+            idle_start, idle_from = snapshot(), time.perf_counter()
+            time.sleep(IDLE_WINDOW_S)
+            idle_end, idle_s = snapshot(), time.perf_counter() - idle_from
+            first, started = snapshot(), time.perf_counter()
             for i in range(jobs):
                 one(QUESTIONS[(i + 1) % len(QUESTIONS)])
             time.sleep(0.5)  # let the last settle's bookkeeping finish
-            last = snapshot()
+            last, elapsed = snapshot(), time.perf_counter() - started
     observer.conn.close()
     cpu = {name: (last.cpu[name] - first.cpu[name]) / jobs for name in pids}
+    # Idle CPU at the same rate over the measured run, per job.
+    idle = {
+        name: (idle_end.cpu[name] - idle_start.cpu[name]) / idle_s * elapsed / jobs for name in pids
+    }
     total_cpu = sum(cpu.values())
     statements = delta(last.statements, first.statements)
     transactions = sum(n for q, n in statements.items() if q.upper().startswith("BEGIN"))
@@ -328,7 +341,10 @@ def count_per_job(
     print(f"{'figure':<34}{'per job':>12}{'floor':>12}")
     print(f"{'/healthz request, API CPU':<34}{healthz * 1000:>9.2f} ms{'':>12}")
     for name in pids:
-        print(f"{'CPU ' + name:<34}{cpu[name] * 1000:>9.2f} ms{cpu[name] / healthz:>9.1f} x")
+        print(
+            f"{'CPU ' + name:<34}{cpu[name] * 1000:>9.2f} ms{cpu[name] / healthz:>9.1f} x"
+            f"   (idle at the same rate: {idle[name] * 1000:.2f} ms)"
+        )
     print(
         f"{'CPU orchestration (sum)':<34}{total_cpu * 1000:>9.2f} ms"
         f"{'':>3}{total_cpu / healthz:>6.1f} x /healthz (floor {FLOOR_CPU_RATIO:g} x)"
@@ -354,8 +370,8 @@ def count_per_job(
 
 
 def worker_command(service: str, pool: str, profile: Path | None) -> list[str]:
-    """A worker's command line; under ``py-spy record`` (its whole process tree, idle frames
-    left out, collapsed stacks) when profiling."""
+    """A worker's command line; under ``py-spy record`` (its whole process tree, threads
+    holding the GIL only, collapsed stacks) when profiling."""
     command = [sys.executable, "-m", "tandem", "worker", service, "--concurrency", "2"]
     command += ["--pool", pool]
     if profile is None:
@@ -366,6 +382,7 @@ def worker_command(service: str, pool: str, profile: Path | None) -> list[str]:
         str(spy),
         "record",
         "--subprocesses",
+        "--gil",  # only threads holding the GIL: the samples follow CPU, not waits
         "--format",
         "raw",
         "-r",

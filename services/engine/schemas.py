@@ -18,6 +18,9 @@ class GenerateParameters(BaseModel):
     # Strict, as TGI's deserializer is: `"details": 0` is not a boolean, `"seed": "1"` no integer.
     model_config = ConfigDict(extra="ignore", strict=True)
 
+    # Typed though unused, so that a malformed one is refused as TGI refuses it: this server
+    # loads no LoRA adapters, and the base model answers.
+    adapter_id: str | None = None
     best_of: int | None = None
     decoder_input_details: bool = False
     details: bool = True

@@ -17,20 +17,30 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.settings import get_common_settings
 
 
-@lru_cache(maxsize=8)
 def get_engine(url: str | None = None) -> Engine:
+    """The process's engine for ``url`` (default: the configured database). One per database
+    however it is named: ``get_engine()`` and ``get_engine(None)`` share one pool."""
+    return _engine(url or get_common_settings().database_url)
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str) -> Engine:
     settings = get_common_settings()
     return create_engine(
-        url or settings.database_url,
+        url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_pre_ping=True,
     )
 
 
-@lru_cache(maxsize=8)
 def session_factory(url: str | None = None) -> sessionmaker[Session]:
-    return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+    return _session_factory(get_engine(url))
+
+
+@lru_cache(maxsize=8)
+def _session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False)
 
 
 @contextmanager

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, literal, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ColumnElement, Select, Table, bindparam, event, func, literal, select
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.orm import Session, load_only
 
 from shared.db.models import (
@@ -122,6 +122,80 @@ def lock_state(
     return None if row is None else (row[0], Decimal(str(row[1])))
 
 
+# -- events ----------------------------------------------------------------------------------
+#
+# A transaction's events (a step's status change, what it recorded) are written together in
+# one statement on the table, when the session flushes, commits or reads with the ORM (as the
+# ORM writes pending objects): building and flushing an ORM object per event cost more CPU than
+# the rest of a step's SQL together.
+
+_PENDING_EVENTS = "tandem.pending_job_events"  # session.info key
+_EVENTS = cast(Table, JobEvent.__table__)
+_EVENT_COLUMNS = ("job_id", "kind", "status", "level", "data")
+
+
+def add_event(
+    session: Session,
+    job_id: uuid.UUID,
+    kind: str,
+    *,
+    status: str | None,
+    level: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """One event row of ``session``'s transaction, written with its next flush; dropped if
+    the transaction rolls back."""
+    row = {"job_id": job_id, "kind": kind, "status": status, "level": level, "data": data or {}}
+    session.info.setdefault(_PENDING_EVENTS, []).append(row)
+
+
+def write_events(session: Session) -> None:
+    """Write the transaction's queued events now (after the objects the session holds)."""
+    if session.info.get(_PENDING_EVENTS):
+        session.flush()  # writes the events too, unless there was nothing else to flush
+        _insert_pending(session)
+
+
+def _insert_pending(session: Session) -> None:
+    pending = session.info.pop(_PENDING_EVENTS, None)
+    if pending:
+        values = {f"{c}_{i}": row[c] for i, row in enumerate(pending) for c in _EVENT_COLUMNS}
+        session.execute(_insert_events(len(pending)), values)
+
+
+@lru_cache(maxsize=16)
+def _insert_events(rows: int) -> Insert:
+    """One INSERT of ``rows`` events, built once per count: an executemany would be one
+    statement per row, and a statement built from the values would be compiled every time."""
+    return insert(_EVENTS).values(
+        [
+            {c: bindparam(f"{c}_{i}", type_=_EVENTS.c[c].type) for c in _EVENT_COLUMNS}
+            for i in range(rows)
+        ]
+    )
+
+
+@event.listens_for(Session, "after_flush")
+def _write_events_with_flush(session: Session, _context: Any) -> None:
+    _insert_pending(session)  # after the flush's own rows: a job created with its events
+
+
+@event.listens_for(Session, "before_commit")
+def _write_events_on_commit(session: Session) -> None:
+    write_events(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _write_events_before_reads(state: Any) -> None:
+    if state.is_select:  # as autoflush would: a query sees the transaction's events
+        write_events(state.session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_events_on_rollback(session: Session) -> None:
+    session.info.pop(_PENDING_EVENTS, None)
+
+
 RETRY = "retry"  # the kind of event a transient failure writes before its retry
 REANNOUNCED = "reannounced"  # ... and the sweeper when it sends a job's step again
 
@@ -172,10 +246,10 @@ def insert_call(session: Session, values: dict[str, Any]) -> bool:
     return inserted is not None
 
 
+# On the table, not the mapped class: the ORM's bulk insert path costs more than the statement.
+_CALLS = cast(Table, ModelCall.__table__)
 _INSERT_CALL = (
-    insert(ModelCall)
-    .on_conflict_do_nothing(index_elements=["job_id", "step"])
-    .returning(ModelCall.id)
+    insert(_CALLS).on_conflict_do_nothing(index_elements=["job_id", "step"]).returning(_CALLS.c.id)
 )
 
 

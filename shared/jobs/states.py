@@ -13,8 +13,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared.db.models import Job, JobEvent, JobStatus
+from shared.db.models import Job, JobStatus
 from shared.errors import TandemError
+from shared.jobs import repository as repo
 from shared.metrics import count_job_finished
 
 S = JobStatus
@@ -45,7 +46,8 @@ def can_transition(current: JobStatus | str, to: JobStatus | str) -> bool:
 def add_event(
     session: Session, job: Job, kind: str, *, level: int | None = None, **data: Any
 ) -> None:
-    session.add(JobEvent(job_id=job.id, kind=kind, status=job.status, level=level, data=data))
+    """An event of ``job`` in its current status, written when the transaction commits."""
+    repo.add_event(session, job.id, kind, status=job.status, level=level, data=data)
 
 
 def transition(
@@ -76,12 +78,11 @@ def transition(
     if to.terminal:
         job.finished_at = datetime.now(UTC)
         count_job_finished(session, job.policy, job.domain, to.value)
-    session.add(
-        JobEvent(
-            job_id=job.id,
-            kind="status",
-            status=to.value,
-            level=level,
-            data={"from": current.value, **data},
-        )
+    repo.add_event(
+        session,
+        job.id,
+        "status",
+        status=to.value,
+        level=level,
+        data={"from": current.value, **data},
     )

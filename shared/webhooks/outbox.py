@@ -17,7 +17,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared.db.models import AlertRecipient, BudgetAlert, Job, JobEvent, Tenant, WebhookDelivery
+from shared.db.models import AlertRecipient, BudgetAlert, Job, Tenant, WebhookDelivery
+from shared.jobs.repository import add_event
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 FAILED_TEXT = "delivery failed"
@@ -164,6 +165,6 @@ def record_outcome(session: Session, job_id: uuid.UUID, delivered: bool) -> None
     """The job's audit learns only whether its webhook arrived: no status code or error text,
     which would turn the audit into a scanner of whatever the URL points at."""
     if delivered:
-        session.add(JobEvent(job_id=job_id, kind="webhook_delivered", data={}))
+        add_event(session, job_id, "webhook_delivered", status=None)
     else:
-        session.add(JobEvent(job_id=job_id, kind="webhook_failed", data={"message": FAILED_TEXT}))
+        add_event(session, job_id, "webhook_failed", status=None, data={"message": FAILED_TEXT})

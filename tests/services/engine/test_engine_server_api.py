@@ -235,6 +235,13 @@ def test_tgi_document_details_the_fuzz_may_miss(sim_executor: str) -> None:
     """Deterministic cases of TGI's document (the fuzz in test_engine_tgi_openapi is random)."""
     # TGI's deserializer is strict: a number is no boolean.
     assert post(sim_executor, "/", {"inputs": PROMPT, "stream": 0}).status_code == 422
+    # Every documented parameter is typed, used or not: a LoRA adapter id is a string or null.
+    for adapter_id, status in (([], 422), (None, 200)):
+        parameters: dict[str, Any] = {"adapter_id": adapter_id, "max_new_tokens": 2}
+        assert (
+            post(sim_executor, "/", {"inputs": PROMPT, "parameters": parameters}).status_code
+            == status
+        )
     # /generate_stream documents its errors as an event stream, with TGI's statuses.
     refused = post(
         sim_executor, "/generate_stream", {"inputs": PROMPT, "parameters": {"max_new_tokens": 0}}
