@@ -126,8 +126,8 @@ def lock_state(
 #
 # A transaction's events (a step's status change, what it recorded) are written together in
 # one statement on the table, when the session flushes, commits or reads with the ORM (as the
-# ORM writes pending objects): building and flushing an ORM object per event cost more CPU than
-# the rest of a step's SQL together.
+# ORM writes pending objects): building, flushing and reading back an ORM object per event was
+# about a quarter of a step's record transaction (benchmarks/step_bench.py).
 
 _PENDING_EVENTS = "tandem.pending_job_events"  # session.info key
 _EVENTS = cast(Table, JobEvent.__table__)

@@ -46,7 +46,7 @@ def can_transition(current: JobStatus | str, to: JobStatus | str) -> bool:
 def add_event(
     session: Session, job: Job, kind: str, *, level: int | None = None, **data: Any
 ) -> None:
-    """An event of ``job`` in its current status, written when the transaction commits."""
+    """An event of ``job`` in its current status, written with the transaction's next flush."""
     repo.add_event(session, job.id, kind, status=job.status, level=level, data=data)
 
 
