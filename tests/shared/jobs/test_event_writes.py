@@ -7,32 +7,19 @@ import uuid
 
 import pytest
 from sqlalchemy import event, select, text
-from sqlalchemy.orm import Session
 
 from shared.db.models import Job, JobEvent, JobStatus
 from shared.db.session import get_engine, session_factory, unit_of_work
 from shared.jobs import repository as repo
 from shared.jobs.states import add_event, transition
-from shared.tenants.service import create_tenant
+from tests.shared.jobs.support import queued_job
 
 pytestmark = pytest.mark.usefixtures("database_url")  # committed work, in the test database
 
 
-def _new_job(session: Session) -> Job:
-    tenant = create_tenant(session, f"events-{uuid.uuid4().hex[:8]}")
-    job = Job(
-        id=uuid.uuid4(),
-        tenant_id=tenant.id,
-        domain="math",
-        policy="tandem",
-        question="What is 2 + 2?",
-        levels=[0, 32],
-        max_answer_tokens=16,
-        prompt_version="v1",
-        status=JobStatus.QUEUED.value,
-    )
-    session.add(job)
-    return job
+def _committed_job() -> uuid.UUID:
+    with unit_of_work() as session:
+        return queued_job(session).id
 
 
 def _kinds(job_id: uuid.UUID) -> list[tuple[str, str | None, int | None]]:
@@ -42,7 +29,7 @@ def _kinds(job_id: uuid.UUID) -> list[tuple[str, str | None, int | None]]:
 
 def test_a_new_job_and_its_events_commit_together_in_order() -> None:
     with unit_of_work() as session:
-        job = _new_job(session)  # not flushed: its events must still follow its row
+        job = queued_job(session, flush=False)  # not flushed: its events must still follow its row
         add_event(session, job, "submitted")
         transition(session, job, JobStatus.SCORING, level=0)
         add_event(session, job, "score", level=0, score=0.5)
@@ -60,10 +47,7 @@ def test_a_new_job_and_its_events_commit_together_in_order() -> None:
 
 
 def test_the_events_of_a_transaction_are_one_statement() -> None:
-    with unit_of_work() as session:
-        job = _new_job(session)
-        session.flush()
-        job_id = job.id
+    job_id = _committed_job()
     statements: list[tuple[str, bool]] = []
 
     def count(
@@ -87,10 +71,7 @@ def test_the_events_of_a_transaction_are_one_statement() -> None:
 
 
 def test_a_query_of_the_transaction_sees_its_events_before_the_commit() -> None:
-    with unit_of_work() as session:
-        job = _new_job(session)
-        session.flush()
-        job_id = job.id
+    job_id = _committed_job()
     with unit_of_work() as session:
         job = session.get_one(Job, job_id)
         add_event(session, job, "note", level=3)  # nothing else pending: no flush of its own
@@ -100,10 +81,7 @@ def test_a_query_of_the_transaction_sees_its_events_before_the_commit() -> None:
 
 
 def test_a_rolled_back_transaction_writes_no_events() -> None:
-    with unit_of_work() as session:
-        job = _new_job(session)
-        session.flush()
-        job_id = job.id
+    job_id = _committed_job()
     with pytest.raises(RuntimeError), unit_of_work() as session:
         job = session.get_one(Job, job_id)
         transition(session, job, JobStatus.SCORING, level=0)
@@ -122,10 +100,7 @@ def test_a_rolled_back_transaction_writes_no_events() -> None:
 
 
 def test_an_event_write_that_fails_rolls_the_whole_step_back() -> None:
-    with unit_of_work() as session:
-        job = _new_job(session)
-        session.flush()
-        job_id = job.id
+    job_id = _committed_job()
     with pytest.raises(Exception, match="job_events"), unit_of_work() as session:
         job = session.get_one(Job, job_id)
         transition(session, job, JobStatus.SCORING, level=0)

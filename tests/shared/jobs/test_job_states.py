@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import itertools
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.db.models import Job, JobEvent, JobStatus, Policy
+from shared.db.models import JobEvent, JobStatus, Policy
 from shared.jobs import InvalidTransition, can_transition, first_task, next_task, transition
 from shared.jobs.service import mark_failed
 from shared.tasks import TaskName
-from shared.tenants.service import create_tenant
+from tests.shared.jobs.support import queued_job
 
 S = JobStatus
 
@@ -50,27 +49,8 @@ def test_refused_transitions(current: JobStatus, to: JobStatus) -> None:
     assert not can_transition(current, to)
 
 
-def _job(session: Session, policy: Policy = Policy.TANDEM, fixed: int | None = None) -> Job:
-    tenant = create_tenant(session, f"states-{uuid.uuid4().hex[:8]}")
-    job = Job(
-        id=uuid.uuid4(),
-        tenant_id=tenant.id,
-        domain="math",
-        policy=policy.value,
-        question="What is 1 + 1?",
-        levels=[0, 100],
-        fixed_level=fixed,
-        max_answer_tokens=64,
-        prompt_version="v1",
-        status=S.QUEUED.value,
-    )
-    session.add(job)
-    session.flush()
-    return job
-
-
 def test_every_transition_is_an_event_row(db_session: Session) -> None:
-    job = _job(db_session)
+    job = queued_job(db_session)
     transition(db_session, job, S.SCORING, level=0)
     transition(db_session, job, S.EXECUTING, level=0, reason="sufficient")
     db_session.flush()
@@ -86,7 +66,7 @@ def test_every_transition_is_an_event_row(db_session: Session) -> None:
 
 
 def test_refused_transition_changes_nothing(db_session: Session) -> None:
-    job = _job(db_session)
+    job = queued_job(db_session)
     with pytest.raises(InvalidTransition) as error:
         transition(db_session, job, S.SUCCEEDED)
     assert error.value.http_status == 409
@@ -108,14 +88,14 @@ def test_refused_transition_changes_nothing(db_session: Session) -> None:
 def test_first_task_by_policy(
     db_session: Session, policy: Policy, fixed: int | None, name: TaskName, kwargs: dict[str, int]
 ) -> None:
-    job = _job(db_session, policy, fixed)
+    job = queued_job(db_session, policy, fixed)
     task = first_task(job)
     assert task.name is name
     assert dict(task.kwargs) == {"job_id": str(job.id), **kwargs}
 
 
 def test_leaving_the_queue_writes_started_at_and_an_end_finished_at(db_session: Session) -> None:
-    job = _job(db_session)
+    job = queued_job(db_session)
     began = datetime.now(UTC) - timedelta(seconds=5)
     transition(db_session, job, S.SCORING, level=0, at=began)
     assert job.started_at == began and job.finished_at is None
@@ -123,13 +103,13 @@ def test_leaving_the_queue_writes_started_at_and_an_end_finished_at(db_session: 
     assert job.started_at == began  # written once, when the work began
     transition(db_session, job, S.FAILED)
     assert job.finished_at is not None and job.finished_at >= began
-    never = _job(db_session)
+    never = queued_job(db_session)
     transition(db_session, never, S.CANCELLED)  # cancelled in the queue: it never started
     assert never.started_at is None and never.finished_at is not None
 
 
 def test_a_failure_is_a_transition_with_its_reason(db_session: Session) -> None:
-    job = _job(db_session)
+    job = queued_job(db_session)
     mark_failed(db_session, job, "publish_failed", "the job queue was unreachable")
     db_session.flush()
     event = db_session.scalars(select(JobEvent).where(JobEvent.job_id == job.id)).one()
@@ -153,7 +133,7 @@ def test_a_failure_is_a_transition_with_its_reason(db_session: Session) -> None:
 def test_the_status_says_which_step_the_job_waits_for(
     db_session: Session, status: JobStatus, level: int, name: TaskName, kwargs: dict[str, int]
 ) -> None:
-    job = _job(db_session)
+    job = queued_job(db_session)
     job.status, job.current_level = status.value, level
     task = next_task(job)
     assert task is not None and task.name is name
