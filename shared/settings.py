@@ -36,6 +36,14 @@ class CommonSettings(BaseSettings):
         description="Redis URL: Celery broker and result backend, rate limits, event fan-out.",
     )
     db_pool_size: int = Field(10, description="SQLAlchemy connection pool size per process.")
+    db_ping_idle_s: float = Field(
+        30.0,
+        ge=0,
+        description="A pooled Postgres connection (workers; the API's reports, metrics and "
+        "readiness) is pinged before use only when it has been idle this long (0: before every "
+        "use); a busy one that died is found by its next statement, which fails (a step is "
+        "retried, a request answers 503) while the pool reconnects.",
+    )
     log_level: str = Field("INFO", description="Root log level.")
     log_json: bool = Field(True, description="Emit structured JSON log lines.")
     admin_api_key: str = Field(

@@ -145,6 +145,13 @@ def engine_config(role: Role | str) -> EngineConfig:
     return _engine_config(Role(role), _engine_environment())
 
 
+def engine_configs(*roles: Role) -> tuple[EngineConfig, ...]:
+    """:func:`engine_config` of several roles, the environment read once for all of them (the
+    read is most of what a kept configuration costs)."""
+    environment = _engine_environment()
+    return tuple(_engine_config(role, environment) for role in roles)
+
+
 def _engine_environment() -> tuple[str | None, ...]:
     return tuple(os.environ.get(name) for name in _ENGINE_VARIABLES)
 

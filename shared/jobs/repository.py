@@ -13,9 +13,9 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Table, bindparam, event, func, literal, select
-from sqlalchemy.dialects.postgresql import Insert, insert
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy import ColumnElement, Select, Table, bindparam, event, func, literal, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import InstrumentedAttribute, Session, load_only
 
 from shared.db.models import (
     TERMINAL_STATUSES,
@@ -66,6 +66,15 @@ STATE_COLUMNS = (
 )
 # ... and what its engine call is prompted with (and whether someone follows its answer live).
 PROMPT_COLUMNS = (Job.question, Job.insights, Job.stream_answer)
+# ... and what settlement reads besides the state: the job's webhook and what it tells. Loaded
+# with the lock, as a deferred column read later costs a statement of its own.
+SETTLEMENT_COLUMNS = (
+    Job.webhook_url,
+    Job.answer,
+    Job.error_code,
+    Job.error_message,
+    Job.job_metadata,
+)
 
 
 @contextmanager
@@ -92,17 +101,21 @@ _SPENT = (
 )
 
 
-def _lock(spent: ColumnElement[Any]) -> Select[Any]:
+def _lock(spent: ColumnElement[Any], *columns: InstrumentedAttribute[Any]) -> Select[Any]:
     return (
         select(Job, spent.label("spent"))
-        .options(load_only(*STATE_COLUMNS))
+        .options(load_only(*STATE_COLUMNS, *columns))
         .where(Job.id == bindparam("job_id"))
         .with_for_update(of=Job)
         .execution_options(populate_existing=True)
     )
 
 
-_LOCK = {False: _lock(literal(0)), True: _lock(_SPENT)}
+_LOCK = {
+    (False, False): _lock(literal(0)),
+    (True, False): _lock(_SPENT),
+    (True, True): _lock(_SPENT, *SETTLEMENT_COLUMNS),
+}
 
 
 def job_snapshot(session: Session, job_id: uuid.UUID) -> Job | None:
@@ -114,11 +127,11 @@ def job_snapshot(session: Session, job_id: uuid.UUID) -> Job | None:
 
 
 def lock_state(
-    session: Session, job_id: uuid.UUID, *, with_spent: bool = False
+    session: Session, job_id: uuid.UUID, *, with_spent: bool = False, settling: bool = False
 ) -> tuple[Job, Decimal] | None:
     """The job's state columns, its row locked until the end of the transaction, and (when
-    asked) what its recorded calls cost so far, in the same statement."""
-    row = session.execute(_LOCK[with_spent], {"job_id": job_id}).first()
+    asked) what its recorded calls cost so far and what settlement reads, in one statement."""
+    row = session.execute(_LOCK[with_spent or settling, settling], {"job_id": job_id}).first()
     return None if row is None else (row[0], Decimal(str(row[1])))
 
 
@@ -130,8 +143,6 @@ def lock_state(
 # about a quarter of a step's record transaction (benchmarks/step_bench.py).
 
 _PENDING_EVENTS = "tandem.pending_job_events"  # session.info key
-_EVENTS = cast(Table, JobEvent.__table__)
-_EVENT_COLUMNS = ("job_id", "kind", "status", "level", "data")
 
 
 def add_event(
@@ -145,7 +156,13 @@ def add_event(
 ) -> None:
     """One event row of ``session``'s transaction, written with its next flush; dropped if
     the transaction rolls back."""
-    row = {"job_id": job_id, "kind": kind, "status": status, "level": level, "data": data or {}}
+    row = {
+        "job_id": str(job_id),
+        "kind": kind,
+        "status": status,
+        "level": level,
+        "data": data or {},
+    }
     session.info.setdefault(_PENDING_EVENTS, []).append(row)
 
 
@@ -159,20 +176,22 @@ def write_events(session: Session) -> None:
 def _insert_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING_EVENTS, None)
     if pending:
-        values = {f"{c}_{i}": row[c] for i, row in enumerate(pending) for c in _EVENT_COLUMNS}
-        session.execute(_insert_events(len(pending)), values)
+        session.execute(_INSERT_EVENTS, {"rows": json.dumps(pending)})
 
 
-@lru_cache(maxsize=16)
-def _insert_events(rows: int) -> Insert:
-    """One INSERT of ``rows`` events, built once per count: an executemany would be one
-    statement per row, and a statement built from the values would be compiled every time."""
-    return insert(_EVENTS).values(
-        [
-            {c: bindparam(f"{c}_{i}", type_=_EVENTS.c[c].type) for c in _EVENT_COLUMNS}
-            for i in range(rows)
-        ]
-    )
+# One INSERT for any number of events, their rows one JSON array unpacked in order. Its text never
+# changes, so SQLAlchemy compiles it once and psycopg prepares it once per connection (a
+# multi-row VALUES has no cache key and was compiled on every write; an executemany is one
+# statement per row), and one text parameter costs the driver far less than a column of values.
+_INSERT_EVENTS = text(
+    """
+    INSERT INTO job_events (job_id, kind, status, level, data)
+    SELECT (e.event ->> 'job_id')::uuid, e.event ->> 'kind', e.event ->> 'status',
+           (e.event ->> 'level')::integer, e.event -> 'data'
+    FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS e(event, ord)
+    ORDER BY e.ord
+    """
+)
 
 
 @event.listens_for(Session, "after_flush")

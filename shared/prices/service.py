@@ -33,12 +33,11 @@ MODEL_CHARS = 200
 
 def configured_profiles() -> Profiles:
     """Each role's model as its engine is configured, with the environment's prices."""
-    from shared.engines.config import engine_config
+    from shared.engines.config import engine_configs
 
+    coordinator, executor, scorer = engine_configs(Role.COORDINATOR, Role.EXECUTOR, Role.SCORER)
     return Profiles(
-        coordinator=engine_config(Role.COORDINATOR).profile,
-        executor=engine_config(Role.EXECUTOR).profile,
-        scorer=engine_config(Role.SCORER).profile,
+        coordinator=coordinator.profile, executor=executor.profile, scorer=scorer.profile
     )
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from shared.budgets import verify_ledger
 from shared.db.models import Budget, Job, JobEvent, LedgerEntry, ModelCall
@@ -49,7 +50,12 @@ def wait_ended(
         return {}
 
     def ended() -> dict[uuid.UUID, Job] | None:
-        rows = jobs(database_url, job_ids)
+        try:
+            rows = jobs(database_url, job_ids)
+        except OperationalError:
+            # This observer's pooled connection died with a restarted server (it is pinged only
+            # after idling, as the workers' are): the next poll reconnects.
+            return None
         done = all(row.status in TERMINAL for row in rows.values())
         return rows if done and settled(database_url, job_ids) == set(job_ids) else None
 

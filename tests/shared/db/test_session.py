@@ -1,11 +1,16 @@
 """One engine, so one connection pool, per database in a process, however it is asked for: a
-step's read (``get_engine()``) and its record (``unit_of_work()``) once held a pool each."""
+step's read (``get_engine()``) and its record (``unit_of_work()``) once held a pool each. A
+pooled connection is pinged only after idling; a busy one that died is found by its statement."""
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Callable, Iterator
 
-from shared.db.session import get_engine, session_factory, unit_of_work
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from shared.db.session import get_engine, ping_when_idle, session_factory, unit_of_work
 from shared.jobs import repository as repo
 from shared.settings import get_common_settings
 
@@ -25,3 +30,52 @@ def test_a_read_outside_a_transaction_and_a_unit_of_work_share_one_pool() -> Non
     with unit_of_work() as session:
         record = session.connection().engine
     assert read is record is get_engine()
+
+
+# -- a pooled connection that died: pinged when it idled, else found by its statement --------
+
+
+def _pid(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _terminate(pid: int) -> None:
+    with get_engine().connect() as connection:
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        connection.commit()
+
+
+@pytest.fixture
+def one_connection_engine(database_url: str) -> Iterator[Callable[[float], Engine]]:
+    made: list[Engine] = []
+
+    def make(idle_s: float) -> Engine:
+        engine = create_engine(database_url, pool_size=1, max_overflow=0)
+        ping_when_idle(engine, idle_s)
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
+        engine.dispose()
+
+
+def test_a_connection_that_idled_is_pinged_and_replaced_when_dead(
+    one_connection_engine: Callable[[float], Engine],
+) -> None:
+    engine = one_connection_engine(0.0)  # every reuse counts as idle: always pinged
+    first = _pid(engine)
+    _terminate(first)
+    assert _pid(engine) != first  # the dead one was replaced before the statement ran
+
+
+def test_a_busy_connection_is_not_pinged_its_statement_finds_it_dead_and_the_pool_recovers(
+    one_connection_engine: Callable[[float], Engine],
+) -> None:
+    engine = one_connection_engine(3600.0)
+    first = _pid(engine)
+    _terminate(first)
+    with pytest.raises(OperationalError):  # not pinged: its statement fails (a step retries)
+        _pid(engine)
+    assert _pid(engine) != first  # the whole pool was invalidated: a fresh connection
