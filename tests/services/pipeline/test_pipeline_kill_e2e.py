@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from celery import Celery
 from sqlalchemy import select
 
@@ -107,6 +108,13 @@ def test_worker_killed_mid_job_completes_once_charged_once(
                 with unit_of_work() as session:
                     status = str(session.scalar(select(Job.status).where(Job.id == job_id)))
             assert status == "executing"
+            # Killed once the victim holds the message (kombu's "unacked" hash), not in the
+            # instant between its BRPOP and that HSET: a kill there loses the delivery to the
+            # sweeper's horizon instead of the visibility timeout this test is about.
+            broker = redis.Redis.from_url(redis_url)
+            while not broker.hlen("unacked") and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert broker.hlen("unacked") == 1
             process = victim.processes["executor"]
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
