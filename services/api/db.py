@@ -79,6 +79,9 @@ class AsyncDatabase:
     def __init__(self, dsn: str, size: int, timeout_s: float) -> None:
         self._dsn = dsn
         self._size = size
+        # Connecting, waiting for a pooled connection and for a statement alike: a connection
+        # is opened on the event loop in the middle of the burst that needs it, so a short
+        # connect timeout fails requests of a busy API whose database is up.
         self._timeout_s = timeout_s
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncpg.Pool] = (
             weakref.WeakKeyDictionary()
@@ -96,7 +99,7 @@ class AsyncDatabase:
                     min_size=1,
                     max_size=self._size,
                     timeout=self._timeout_s,
-                    command_timeout=max(self._timeout_s, 5.0),
+                    command_timeout=self._timeout_s,
                     reset=_session_kept,
                 )
                 self._pools[loop] = pool
@@ -106,7 +109,7 @@ class AsyncDatabase:
     async def connection(self) -> AsyncIterator[Any]:
         loop = asyncio.get_running_loop()
         pool = self._pools.get(loop) or await self._open(loop)
-        async with pool.acquire(timeout=max(self._timeout_s, 5.0)) as connection:
+        async with pool.acquire(timeout=self._timeout_s) as connection:
             yield connection
 
     async def close(self) -> None:
@@ -123,6 +126,4 @@ def _async_database(url: str, pool_size: int, timeout_s: float) -> AsyncDatabase
 
 
 def async_database(settings: ApiSettings) -> AsyncDatabase:
-    return _async_database(
-        settings.database_url, settings.db_pool_size, settings.dependency_timeout_s
-    )
+    return _async_database(settings.database_url, settings.db_pool_size, settings.busy_timeout_s)

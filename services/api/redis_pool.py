@@ -15,17 +15,12 @@ from typing import Any
 
 from services.api.settings import ApiSettings
 
-# Waiting for a connection, and a command's reply: longer than the connect timeout, since a
-# busy process is not a down dependency.
-COMMAND_TIMEOUT_S = 5.0
-
 
 def pool_options(settings: ApiSettings) -> dict[str, Any]:
     """Keyword arguments of ``BlockingConnectionPool.from_url`` (sync or asyncio) for the API."""
-    timeout = settings.dependency_timeout_s
     return {
         "max_connections": settings.redis_pool_size,
-        "timeout": max(timeout, COMMAND_TIMEOUT_S),
-        "socket_connect_timeout": max(timeout, 2.0),
-        "socket_timeout": max(timeout, COMMAND_TIMEOUT_S),
+        "timeout": settings.busy_timeout_s,
+        "socket_connect_timeout": max(settings.dependency_timeout_s, 2.0),
+        "socket_timeout": settings.busy_timeout_s,
     }

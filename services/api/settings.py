@@ -97,8 +97,10 @@ class ApiSettings(WorkerSettings):
     )
     dependency_timeout_s: float = Field(
         1.0,
-        description="Connect and command timeout towards Postgres and Redis: a dependency that "
-        "is down answers 503 within about this time.",
+        description="Connect timeout towards Postgres and Redis: a dependency that cannot be "
+        "reached answers 503 within about this time (one that refuses connections, at once). "
+        "Waits on a dependency that is up (a pooled connection, a reply, a connection opened "
+        "by the event loop) take at least 5 s.",
     )
     redis_pool_size: int = Field(
         32,
@@ -124,6 +126,14 @@ class ApiSettings(WorkerSettings):
         "jobs (`shadow`, see TANDEM_SHADOW_FRACTION) first, else succeeded llm_only jobs the "
         "tenants submitted (`llm_only_jobs`); else the offline table.",
     )
+
+    @property
+    def busy_timeout_s(self) -> float:
+        """How long a request waits on a dependency that is up: for a pooled connection, for a
+        new connection made on the event loop, for a reply. Never under 5 s: a burst of requests
+        keeps the loop busy, and a busy process is not a down dependency (a down one refuses
+        its port at once, which no timeout waits for)."""
+        return max(self.dependency_timeout_s, 5.0)
 
 
 @lru_cache

@@ -14,7 +14,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -153,8 +153,10 @@ def test_the_accounting_worker_killed_mid_settlement(stack: FaultStack) -> None:
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    """Holds the first POST open until released; answers 204 to the others."""
+    """Holds the first POST open until released, running ``on_hold`` as it arrives; answers 204
+    to the others."""
 
+    on_hold: ClassVar[Callable[[], None] | None] = None
     arrived = threading.Event()
     release = threading.Event()
     delivered: ClassVar[list[tuple[dict[str, str], bytes]]] = []
@@ -163,6 +165,8 @@ class _Receiver(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         cls = type(self)
         if not cls.arrived.is_set():
+            if cls.on_hold is not None:
+                cls.on_hold()
             cls.arrived.set()
             cls.release.wait(timeout=120)
             return  # its sender is dead: nothing to answer
@@ -176,6 +180,7 @@ class _Receiver(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def receiver() -> Iterator[str]:
+    _Receiver.on_hold = None
     _Receiver.arrived.clear()
     _Receiver.release.clear()
     _Receiver.delivered.clear()
@@ -192,9 +197,11 @@ def receiver() -> Iterator[str]:
 
 def test_the_webhooks_worker_killed_mid_delivery(stack: FaultStack, receiver: str) -> None:
     tenant = stack.tenant()
+    # Killed by the receiver while it holds the POST: the sender's 1 s timeout would otherwise
+    # race the test's kill (a late kill finds the attempt failed and the next one delivered).
+    _Receiver.on_hold = lambda: stack.kill_worker("webhooks")
     job_ids = [tenant.submit(q, webhook_url=receiver) for q in questions(1)]
     assert _Receiver.arrived.wait(timeout=60), "no webhook arrived"
-    stack.kill_worker("webhooks")  # mid-POST
     killed = time.monotonic()
     _Receiver.release.set()
     with unit_of_work(stack.database_url) as session:
