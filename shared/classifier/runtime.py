@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +74,31 @@ def _card_levels(model: Path) -> tuple[int, ...] | None:
     return tuple(int(b) for b in levels) if levels else None
 
 
-def read_metadata(path: Path) -> ModelMetadata:
-    import onnx
+def _session(path: Path) -> Any:
+    """An onnxruntime session on one thread: a scoring is one small matrix product, and the
+    worker's concurrency is its processes."""
+    import onnxruntime
 
-    model = onnx.load(str(path), load_external_data=False)
-    props = {p.key: p.value for p in model.metadata_props}
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(
+        str(path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+
+
+def read_metadata(path: Path) -> ModelMetadata:
+    """What an exported file declares. Read through onnxruntime, which serving loads anyway:
+    importing the ``onnx`` package takes about a second, which a scorer's first job waited."""
+    stat = path.stat()
+    return _metadata(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=32)
+def _metadata(path: Path, mtime_ns: int, size: int) -> ModelMetadata:
+    # Keyed by the file's stat too: exporting again (a new stop rule) is read again. Cached,
+    # since with no active version the shipped file's metadata is asked for on every refresh.
+    props = dict(_session(path).get_modelmeta().custom_metadata_map)
     try:
         meta = ModelMetadata(
             version=props["version"],
@@ -168,21 +188,13 @@ class LoadedClassifier:
 
 
 def _load(path: Path, version: str, served: Served) -> LoadedClassifier:
-    import onnxruntime
-
     meta = read_metadata(path)
     if meta.feature_names != FEATURE_NAMES:
         raise ConfigurationError(
             f"classifier {version} was trained on features {list(meta.feature_names)}, the "
             f"scorer computes {list(FEATURE_NAMES)}; retrain it with tandem.classifier.train"
         )
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(
-        str(path), sess_options=options, providers=["CPUExecutionProvider"]
-    )
-    return LoadedClassifier(version, served, session)
+    return LoadedClassifier(version, served, _session(path))
 
 
 @dataclass(frozen=True)
