@@ -2,6 +2,8 @@
 
 A call whose caller wants the whole answer (most pipeline steps) is one non-streamed
 ``POST /generate``: no new connection, no SSL context and no token-by-token parsing per call.
+Those calls go through aiohttp, whose HTTP parser is compiled: a call costs about a third of the
+CPU of the same call through httpx, which parses in Python (and every step makes one or two).
 TGI reports that call's prompt length only in its ``x-prompt-tokens`` header
 (``details.input_length`` exists only in a stream's last event), which huggingface_hub's
 ``text_generation`` does not expose, hence the direct request. A call someone follows token by
@@ -16,11 +18,13 @@ caller wants them matters: they make TGI compute full-vocabulary logits over the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
+import aiohttp
 import httpx2
 from huggingface_hub import AsyncInferenceClient
 from huggingface_hub import constants as hf_constants
@@ -51,15 +55,19 @@ _ERROR_TYPE_STATUS = {
 
 
 def map_error(error: BaseException, *, engine: str, route: str) -> EngineError | None:
-    """The typed error for an exception raised by httpx2 or by huggingface_hub's client (which
-    serves ``/info``); None if foreign."""
+    """The typed error for an exception raised by aiohttp (the generate calls) or by
+    huggingface_hub's client (``/info``, ``/health``); None if foreign."""
     if isinstance(error, EngineError):
         return error
-    if isinstance(error, InferenceTimeoutError | httpx2.TimeoutException):
+    # aiohttp's read and connect timeouts are asyncio.TimeoutError (and connection errors).
+    if isinstance(error, InferenceTimeoutError | httpx2.TimeoutException | asyncio.TimeoutError):
         return engine_error(
-            f"timed out: {error}", engine=engine, route=route, reason="timeout", transient=True
+            f"timed out: {error!r}", engine=engine, route=route, reason="timeout", transient=True
         )
-    if isinstance(error, httpx2.TransportError):
+    # A refused or dropped connection, or a body cut short (the engine died mid-answer).
+    if isinstance(
+        error, httpx2.TransportError | aiohttp.ClientConnectionError | aiohttp.ClientPayloadError
+    ):
         return engine_error(
             f"connection failed: {error!r}",
             engine=engine,
@@ -84,7 +92,7 @@ class TGIClient:
 
     kind = "tgi"
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, *, trace: Sequence[aiohttp.TraceConfig] = ()) -> None:
         if hf_constants.is_offline_mode():
             # huggingface_hub's offline mode blocks every request its clients make, our own
             # TGI servers included: say so at start instead of failing every task.
@@ -100,11 +108,28 @@ class TGIClient:
         headers = dict(config.headers)
         if config.api_key:
             headers["Authorization"] = f"Bearer {config.api_key}"
-        self._http = httpx2.AsyncClient(
-            base_url=config.url,
-            timeout=httpx2.Timeout(config.timeout_s, connect=config.connect_timeout_s),
-            headers=headers,
+        self._headers = headers
+        self._trace = list(trace)  # aiohttp's request hooks (what a test or tracer observes)
+        base = config.url.rstrip("/")
+        self._generate_url = f"{base}/generate"
+        self._stream_url = f"{base}/generate_stream"
+        # As before with httpx: the timeout bounds each wait for bytes, not the whole answer.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=config.connect_timeout_s, sock_read=config.timeout_s
         )
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        """The pooled session, made in the loop that uses it: a session and its connections
+        belong to one event loop (a worker keeps one; a test may run several in turn)."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session_loop is not loop:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers, timeout=self._timeout, trace_configs=self._trace
+            )
+            self._session_loop = loop
+        return self._session
 
     def _new_client(self) -> AsyncInferenceClient:
         timeout = httpx2.Timeout(self.config.timeout_s, connect=self.config.connect_timeout_s)
@@ -171,13 +196,14 @@ class TGIClient:
         parameters = {k: v for k, v in params.items() if v is not None}
         parameters.update(details=True, decoder_input_details=prefill)
         started = time.perf_counter()
+        request = {"inputs": prompt, "parameters": parameters}
         try:
-            response = await self._http.post(
-                "/generate", json={"inputs": prompt, "parameters": parameters}
-            )
-            if response.status_code >= 400:
-                raise self._status_error(response)
-            data = response.json()
+            async with self._http().post(self._generate_url, json=request) as response:
+                body = await response.read()
+                if response.status >= 400:
+                    raise self._status_error(response, body)
+                data = json.loads(body)
+                headers = response.headers
         except EngineError:
             raise
         except Exception as error:
@@ -188,13 +214,13 @@ class TGIClient:
         prompt_tokens = [
             _token(t["text"], t.get("logprob"), t.get("id")) for t in details.get("prefill") or []
         ]
-        counted = response.headers.get(PROMPT_TOKENS_HEADER)
+        counted = headers.get(PROMPT_TOKENS_HEADER)
         if counted is None and not prefill:
             raise self._protocol_error(
                 f"the response has no {PROMPT_TOKENS_HEADER} header; token counts are required"
             )
         tokens = (details.get("tokens") or []) if keep_tokens or prefill else []
-        cached = details.get("cached_tokens", response.headers.get(CACHED_TOKENS_HEADER, 0))
+        cached = details.get("cached_tokens", headers.get(CACHED_TOKENS_HEADER, 0))
         return Generation(
             text=str(data.get("generated_text", "")),
             finish_reason=str(details.get("finish_reason")),
@@ -206,19 +232,22 @@ class TGIClient:
             cached_tokens=int(cached or 0),
         )
 
-    def _status_error(self, response: httpx2.Response, route: str = ROUTE_GENERATE) -> EngineError:
+    def _status_error(
+        self, response: aiohttp.ClientResponse, body: bytes, route: str = ROUTE_GENERATE
+    ) -> EngineError:
         """TGI's error body ``{"error", "error_type"}`` with its status, as a typed error."""
         try:
-            body = response.json()
+            error = json.loads(body)
         except ValueError:
-            body = {}
-        message = body.get("error") if isinstance(body, dict) else None
-        reason = body.get("error_type") if isinstance(body, dict) else None
+            error = {}
+        message = error.get("error") if isinstance(error, dict) else None
+        reason = error.get("error_type") if isinstance(error, dict) else None
+        text = body[:500].decode(errors="replace")
         return engine_error(
-            str(message or response.text[:500] or response.reason_phrase),
+            str(message or text or response.reason),
             engine=self.config.engine_name,
             route=route,
-            status=response.status_code,
+            status=response.status,
             reason=str(reason or "http"),
         )
 
@@ -232,13 +261,12 @@ class TGIClient:
         started = time.perf_counter()
         request = {"inputs": prompt, "parameters": parameters}
         try:
-            async with self._http.stream("POST", "/generate_stream", json=request) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self._status_error(response, ROUTE_STREAM)
+            async with self._http().post(self._stream_url, json=request) as response:
+                if response.status >= 400:
+                    raise self._status_error(response, await response.read(), ROUTE_STREAM)
                 counted = response.headers.get(PROMPT_TOKENS_HEADER)
                 final: Generation | None = None
-                async for line in response.aiter_lines():
+                async for line in _lines(response.content):
                     if not line.startswith("data:"):
                         continue  # blank separators, comments (keep-alives)
                     event = json.loads(line[5:])
@@ -330,4 +358,19 @@ class TGIClient:
 
     async def aclose(self) -> None:
         await self._client.close()
-        await self._http.aclose()
+        if self._session is not None and self._session_loop is asyncio.get_running_loop():
+            await self._session.close()
+        self._session = None
+
+
+async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
+    """A server-sent event stream's lines, however the body is chunked (aiohttp's own line
+    reader refuses lines past its buffer size; a final event carries the whole answer)."""
+    pending = b""
+    async for chunk in content.iter_any():
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line.rstrip(b"\r").decode()
+    if pending:
+        yield pending.rstrip(b"\r").decode()

@@ -13,6 +13,7 @@ the job's row says which step it waits for (:func:`shared.jobs.flow.next_task`).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import logging
 import os
@@ -114,7 +115,26 @@ class _EngineLoop:
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="engine-loop", daemon=True).start()
                 self._loop, self._pid, self._clients = loop, os.getpid(), {}
+                atexit.register(self.close)
             return self._loop
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Close this process's clients, their pooled connections with them (at exit: an
+        aiohttp session that is collected open is logged as an error)."""
+        with self._lock:
+            loop, clients = self._loop, self._clients
+            if loop is None or self._pid != os.getpid() or not clients:
+                return
+            self._clients = {}
+
+        async def close_all() -> None:
+            for client in clients.values():
+                await client.aclose()
+
+        try:
+            asyncio.run_coroutine_threadsafe(close_all(), loop).result(timeout=timeout_s)
+        except Exception as error:  # exiting anyway: say so, and go on
+            log.warning("engine clients not closed cleanly: %r", error)
 
     def run(
         self,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
+import aiohttp
 import httpx
-import httpx2
 import pytest
 
 from services.engine.backends.sim import END_OF_INSIGHTS, sim_tokens
@@ -191,34 +191,41 @@ def test_offline_mode_of_huggingface_hub_is_refused_with_a_clear_error(
         TGIClient(EngineConfig(url="http://127.0.0.1:1", profile=ModelProfile("m", 1)))
 
 
+class Observed:
+    """aiohttp's request hooks on a client: each request made and each connection opened."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self.connections = 0
+        self.trace = aiohttp.TraceConfig()
+        self.trace.on_request_start.append(self._request)
+        self.trace.on_connection_create_end.append(self._connection)
+
+    async def _request(
+        self, _: object, __: object, params: aiohttp.TraceRequestStartParams
+    ) -> None:
+        self.requests.append(f"{params.method} {params.url.path}")
+
+    async def _connection(self, *_: object) -> None:
+        self.connections += 1
+
+
 async def test_calls_share_one_pooled_connection_and_are_not_streamed(sim_url: str) -> None:
-    tgi = TGIClient(config(sim_url))
-    seen: list[str] = []
-
-    async def note(request: httpx2.Request) -> None:
-        seen.append(f"{request.method} {request.url.path}")
-
-    tgi._http.event_hooks["request"].append(note)
+    observed = Observed()
+    tgi = TGIClient(config(sim_url), trace=[observed.trace])
     for _ in range(3):
         await tgi.generate(QUESTION, max_new_tokens=5)
     await tgi.prompt_logprobs(QUESTION)
-    assert seen == ["POST /generate"] * 4  # whole answers: never a stream
-    transport = tgi._http._transport
-    assert isinstance(transport, httpx2.AsyncHTTPTransport)
-    assert len(transport._pool.connections) == 1  # kept alive, reused
+    assert observed.requests == ["POST /generate"] * 4  # whole answers: never a stream
+    assert observed.connections == 1  # kept alive, reused
     await tgi.aclose()
 
 
 async def test_a_stream_is_charged_as_a_whole_call_on_the_pooled_connection(sim_url: str) -> None:
     """A followed answer streams on the same pooled client, and its final event carries the
     counts a whole call would: prompt tokens and the prefix-cache hits among them."""
-    tgi = TGIClient(config(sim_url))
-    seen: list[str] = []
-
-    async def note(request: httpx2.Request) -> None:
-        seen.append(f"{request.method} {request.url.path}")
-
-    tgi._http.event_hooks["request"].append(note)
+    observed = Observed()
+    tgi = TGIClient(config(sim_url), trace=[observed.trace])
     prompt = f"{QUESTION}({uuid.uuid4().hex})\n\n"
     whole = await tgi.generate(prompt, max_new_tokens=5)
     chunks = [c async for c in tgi.generate_stream(prompt, max_new_tokens=5)]
@@ -226,10 +233,8 @@ async def test_a_stream_is_charged_as_a_whole_call_on_the_pooled_connection(sim_
     assert final is not None and "".join(c.text for c in chunks) == final.text == whole.text
     assert final.prompt_tokens == whole.prompt_tokens
     assert final.cached_tokens > 0  # the whole call above left the prompt in the cache
-    assert seen == ["POST /generate", "POST /generate_stream"]
-    transport = tgi._http._transport
-    assert isinstance(transport, httpx2.AsyncHTTPTransport)
-    assert len(transport._pool.connections) == 1
+    assert observed.requests == ["POST /generate", "POST /generate_stream"]
+    assert observed.connections == 1
     await tgi.aclose()
 
 
