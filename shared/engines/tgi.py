@@ -198,9 +198,12 @@ class TGIClient:
         started = time.perf_counter()
         request = {"inputs": prompt, "parameters": parameters}
         try:
-            async with self._http().post(self._generate_url, json=request) as response:
+            # Redirects are not followed (as with httpx): the configured engine answers itself.
+            async with self._http().post(
+                self._generate_url, json=request, allow_redirects=False
+            ) as response:
                 body = await response.read()
-                if response.status >= 400:
+                if response.status >= 300:  # a redirect is an error too
                     raise self._status_error(response, body)
                 data = json.loads(body)
                 headers = response.headers
@@ -261,8 +264,10 @@ class TGIClient:
         started = time.perf_counter()
         request = {"inputs": prompt, "parameters": parameters}
         try:
-            async with self._http().post(self._stream_url, json=request) as response:
-                if response.status >= 400:
+            async with self._http().post(
+                self._stream_url, json=request, allow_redirects=False
+            ) as response:
+                if response.status >= 300:  # a redirect is an error too
                     raise self._status_error(response, await response.read(), ROUTE_STREAM)
                 counted = response.headers.get(PROMPT_TOKENS_HEADER)
                 final: Generation | None = None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import AsyncIterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import aiohttp
 import httpx
@@ -244,3 +246,26 @@ async def test_a_stream_refused_before_it_starts_has_the_engines_status(client: 
             pass
     assert caught.value.status == 422 and caught.value.route == "POST /generate_stream"
     assert "stop sequences" in caught.value.message
+
+
+async def test_a_redirecting_engine_is_an_error_not_followed(sim_url: str) -> None:
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(307)
+            self.send_header("Location", f"{sim_url}/generate")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    tgi = TGIClient(config(f"http://127.0.0.1:{server.server_address[1]}"))
+    try:
+        with pytest.raises(EngineError) as caught:
+            await tgi.generate(QUESTION, max_new_tokens=3)
+        assert caught.value.status == 307 and caught.value.route == "POST /generate"
+    finally:
+        await tgi.aclose()
+        server.shutdown()
