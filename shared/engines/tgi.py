@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
@@ -35,6 +36,8 @@ from shared.engines.config import EngineConfig
 from shared.engines.errors import EngineError, engine_error
 from shared.engines.retry import stream_with_retries, with_retries
 from shared.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 ROUTE_GENERATE = "POST /generate"
 ROUTE_STREAM = "POST /generate_stream"
@@ -202,6 +205,7 @@ class TGIClient:
             async with self._http().post(
                 self._generate_url, json=request, allow_redirects=False
             ) as response:
+                _log_response(response)
                 body = await response.read()
                 if response.status >= 300:  # a redirect is an error too
                     raise self._status_error(response, body)
@@ -267,6 +271,7 @@ class TGIClient:
             async with self._http().post(
                 self._stream_url, json=request, allow_redirects=False
             ) as response:
+                _log_response(response)
                 if response.status >= 300:  # a redirect is an error too
                     raise self._status_error(response, await response.read(), ROUTE_STREAM)
                 counted = response.headers.get(PROMPT_TOKENS_HEADER)
@@ -366,6 +371,12 @@ class TGIClient:
         if self._session is not None and self._session_loop is asyncio.get_running_loop():
             await self._session.close()
         self._session = None
+
+
+def _log_response(response: aiohttp.ClientResponse) -> None:
+    """One line per engine request, as httpx writes for its own: in a worker it carries the
+    job's and tenant's ids, so a job's log shows each of its model calls."""
+    log.info("engine request: %s %s %d", response.method, response.url, response.status)
 
 
 async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
