@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -172,6 +173,10 @@ def counters(server: psutil.Process) -> Counters:
     return Counters(sum(by_query.values()), transactions, commands, cpu, by_query)
 
 
+# Requests whose connection failed (status 0 in the counts), by error.
+TRANSPORT_ERRORS: Counter[str] = Counter()
+
+
 async def hammer(
     url: str, method: str, path: str, keys: list[str | None], body: object, n: int, conc: int
 ) -> tuple[float, dict[int, int]]:
@@ -190,8 +195,9 @@ async def hammer(
                 try:
                     response = await client.request(method, path, json=body, headers=headers)
                     status = response.status_code
-                except httpx.TransportError:
-                    status = 0  # the connection failed: counted, not fatal
+                except httpx.TransportError as error:
+                    status = 0  # the connection failed: counted, not fatal, named at the end
+                    TRANSPORT_ERRORS[f"{type(error).__name__}: {error}"[:160]] += 1
                 counts[status] = counts.get(status, 0) + 1
 
         started = time.perf_counter()
@@ -339,6 +345,8 @@ def main() -> None:
                 f"  cap {budget['cap']}: spent {budget['spent']} + reserved {budget['reserved']}, "
                 f"overshoot {max(overshoot, Decimal(0))}  {verdict(overshoot <= 0)}  {burst_counts}"
             )
+            for error, count in TRANSPORT_ERRORS.most_common():
+                print(f"  connection failed ({count}x): {error}")
     finally:
         stop_redis(BENCH_REDIS)
         shutil.rmtree(BENCH_REDIS.root, ignore_errors=True)

@@ -20,6 +20,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from shared.broker import TRANSPORT as BROKER_TRANSPORT
 from shared.errors import TransientError
+from shared.heap import freeze_startup_heap
 from shared.logging import configure_logging, log_context
 from shared.settings import WorkerSettings, get_worker_settings
 from shared.tasks import HEALTH_TASKS, Queue, TaskName
@@ -136,6 +137,18 @@ def make_celery(
     @signals.worker_process_init.connect(weak=False)
     def _trace_pool_process(**_: Any) -> None:
         configure_tracing(service, settings)
+        freeze_startup_heap()
+
+    @signals.worker_init.connect(weak=False)
+    def _freeze_before_pool(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is app:
+            freeze_startup_heap()  # before a prefork pool forks: its children share these pages
+
+    @signals.worker_ready.connect(weak=False)
+    def _freeze_when_ready(sender: Any = None, **_: Any) -> None:
+        # What the consumer built as it started (threads and solo pools run tasks here).
+        if getattr(sender, "app", None) is app:
+            freeze_startup_heap()
 
     @signals.worker_process_shutdown.connect(weak=False)
     def _flush_traces(**_: Any) -> None:

@@ -38,6 +38,7 @@ from services.api.redis_pool import pool_options
 from services.api.reports import routes as reports
 from services.api.settings import ApiSettings
 from shared.costs import Profiles
+from shared.heap import freeze_startup_heap
 from shared.logging import configure_logging
 from shared.tracing import configure_tracing, exporting
 
@@ -47,6 +48,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Re-check cached API keys and re-read prices while serving; close the request path's
     pools at the end."""
     settings: ApiSettings = app.state.settings
+    freeze_startup_heap()  # the app is built: keep its objects out of every full collection
     checker = asyncio.create_task(keep_checked(app.state.key_cache, settings))
     pricer = asyncio.create_task(keep_fresh(app.state.price_cache, settings))
     try:
