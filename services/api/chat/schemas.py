@@ -32,6 +32,9 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(..., min_length=1)
     max_tokens: int | None = Field(None, gt=0)
     max_completion_tokens: int | None = Field(None, gt=0)
+    # One job answers once: more choices would be as many jobs, each charged; refused rather
+    # than silently answered with one.
+    n: int | None = Field(None, ge=1, le=1, description="Choices to generate: only 1.")
     stream: bool | None = Field(
         False, description="Answer as OpenAI's chat.completion.chunk server-sent events."
     )

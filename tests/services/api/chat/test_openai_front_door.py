@@ -208,6 +208,9 @@ def test_each_error_class(make_tenant: Make, completer: dict[str, Outcome]) -> N
     with pytest.raises(openai.BadRequestError) as schema:
         client.chat.completions.create(model="tandem", messages=[])
     assert schema.value.param == "messages"
+    with pytest.raises(openai.BadRequestError) as choices:  # not silently one choice
+        client.chat.completions.create(model="tandem", messages=USER, n=3)
+    assert choices.value.param == "n"
     with pytest.raises(openai.BadRequestError) as too_long:
         client.chat.completions.create(
             model="tandem", messages=[{"role": "user", "content": "x" * 20_000}]
