@@ -124,6 +124,8 @@ def test_a_settled_job_is_added_to_every_rollup_in_one_statement(
     statements.clear()
     assert rollups.add_settled_job(db_session, job)
     assert len(statements) == 1
+    # In the server's own placeholders: psycopg would re-parse a statement this long per call.
+    assert "$1" in statements[0] and "%(" not in statements[0]
     mine = rows(db_session, job.tenant_id)
     assert {(r["hour"].hour, r["role"], r["calls"]) for r in mine["usage_hourly"]} == {
         (23, "executor", 1),
