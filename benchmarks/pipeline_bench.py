@@ -13,8 +13,9 @@ and prints, per job and beside the floor each should stay under: the CPU time of
 each worker service (its whole process tree; engines, Postgres and Redis excluded), as a ratio
 to the API's CPU per ``GET /healthz`` measured in the same run (in rounds between the jobs);
 SQL statements and transactions (``pg_stat_statements``, this database only; the benchmark's
-own observer queries excluded); Redis commands (``INFO commandstats``) and Celery messages (``LPUSH``). CPU time per process,
-not wall time, so a busy shared machine changes the figures little.
+own observer queries excluded); Redis commands (``INFO commandstats``) and Celery messages
+(``LPUSH``). CPU time per process, not wall time, so a busy shared machine changes the figures
+little.
 
 Real Postgres (the local stack's server, scratch database ``tandem_pipeline_bench``; statement
 counts need ``pg_stat_statements`` preloaded, as ``tandem stack`` starts it) and a Redis server
