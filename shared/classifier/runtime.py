@@ -98,7 +98,12 @@ def read_metadata(path: Path) -> ModelMetadata:
 def _metadata(path: Path, mtime_ns: int, size: int) -> ModelMetadata:
     # Keyed by the file's stat too: exporting again (a new stop rule) is read again. Cached,
     # since with no active version the shipped file's metadata is asked for on every refresh.
-    props = dict(_session(path).get_modelmeta().custom_metadata_map)
+    return _declared(path, _session(path))
+
+
+def _declared(path: Path, session: Any) -> ModelMetadata:
+    """The metadata of ``path`` as its onnxruntime ``session`` reads it."""
+    props = dict(session.get_modelmeta().custom_metadata_map)
     try:
         meta = ModelMetadata(
             version=props["version"],
@@ -188,13 +193,14 @@ class LoadedClassifier:
 
 
 def _load(path: Path, version: str, served: Served) -> LoadedClassifier:
-    meta = read_metadata(path)
+    session = _session(path)  # one session both declares the metadata and serves
+    meta = _declared(path, session)
     if meta.feature_names != FEATURE_NAMES:
         raise ConfigurationError(
             f"classifier {version} was trained on features {list(meta.feature_names)}, the "
             f"scorer computes {list(FEATURE_NAMES)}; retrain it with tandem.classifier.train"
         )
-    return LoadedClassifier(version, served, _session(path))
+    return LoadedClassifier(version, served, session)
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,6 @@ class _EngineLoop:
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="engine-loop", daemon=True).start()
                 self._loop, self._pid, self._clients = loop, os.getpid(), {}
-                atexit.register(self.close)
             return self._loop
 
     def close(self, timeout_s: float = 5.0) -> None:
@@ -164,6 +163,7 @@ class _EngineLoop:
 
 
 _engines = _EngineLoop()
+atexit.register(_engines.close)  # a no-op in a process that made no engine client
 
 
 def call_engine(role: Role, call: Callable[[EngineClient], Awaitable[T]]) -> tuple[T, EngineConfig]:
