@@ -26,10 +26,10 @@ from shared.budgets.periods import period_key
 from shared.db.models import AlertThreshold, Job, LedgerKind, Tenant
 from shared.errors import NotFoundError, ValidationFailed
 from shared.metrics import RELEASED_DOLLARS, RESERVED_DOLLARS, SETTLED_DOLLARS, count_money
+from shared.money import QUANTUM
 
 log = logging.getLogger(__name__)
 
-QUANTUM = Decimal("1e-12")
 ZERO = Decimal(0)
 
 

@@ -9,6 +9,8 @@ from decimal import Decimal
 from sqlalchemy import DateTime, MetaData, Numeric, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.money import SCALE
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -19,7 +21,7 @@ NAMING_CONVENTION = {
 
 # Money is exact: USD with 12 decimal places, because one token of a small model costs
 # well under a micro-dollar and sums of millions of such charges must not drift.
-Money = Numeric(24, 12)
+Money = Numeric(24, SCALE)
 ZERO = Decimal(0)
 
 

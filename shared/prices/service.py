@@ -21,13 +21,13 @@ from shared.costs import Profiles
 from shared.db.models import ModelPrice, Role
 from shared.engines.base import ModelProfile
 from shared.errors import ValidationFailed
+from shared.money import QUANTUM
 from shared.prices import repository as repo
 from shared.prices.errors import PriceExists
 
 ENVIRONMENT = "environment"  # the row was seeded from the environment's prices
 ADMIN = "admin"  # the row was added through the admin API or the CLI
 MAX_PRICE = Decimal(1_000_000)  # per million tokens: anything above is a typing slip
-PLACES = Decimal("1e-12")  # the table's scale (Money)
 MODEL_CHARS = 200
 
 
@@ -116,7 +116,7 @@ def _checked(amount: Decimal, field: str) -> Decimal:
         raise ValidationFailed(
             f"{field} must be an amount between 0 and {MAX_PRICE} per million tokens", field=field
         )
-    if amount != amount.quantize(PLACES):
+    if amount != amount.quantize(QUANTUM):
         raise ValidationFailed(f"{field} may have at most 12 decimal places", field=field)
     return amount
 

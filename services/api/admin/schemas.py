@@ -6,11 +6,11 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from services.api.validation import StorableText
 from shared.db.models import BudgetPeriod
-from shared.money import PlainDecimal
+from shared.money import Amount, PlainDecimal
 
 ALERT_URL_HELP = (
     "Budget alerts (thresholds crossed) are POSTed here, signed with the webhook secret; "
@@ -22,29 +22,29 @@ class TenantCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: StorableText = Field(..., min_length=1, max_length=200)
-    budget_cap: Decimal = Field(Decimal(0), ge=0, le=Decimal(1_000_000_000))
+    budget_cap: Amount = Field(Decimal(0), ge=0, le=Decimal(1_000_000_000))
     budget_period: BudgetPeriod = BudgetPeriod.MONTHLY
-    soft_alert_ratio: Decimal = Field(Decimal("0.8"), gt=0, le=1)
-    hard_alert_ratio: Decimal = Field(Decimal(1), gt=0, le=1)
+    soft_alert_ratio: Amount = Field(Decimal("0.8"), gt=0, le=1)
+    hard_alert_ratio: Amount = Field(Decimal(1), gt=0, le=1)
     alert_url: str | None = Field(None, max_length=2048, description=ALERT_URL_HELP)
-    max_cost_per_request: Decimal | None = Field(None, gt=0, le=Decimal(1_000_000_000))
-    rate_limit_rpm: int | None = Field(None, gt=0, le=1_000_000)
-    max_concurrent_jobs: int | None = Field(None, gt=0, le=1_000_000)
+    max_cost_per_request: Amount | None = Field(None, gt=0, le=Decimal(1_000_000_000))
+    rate_limit_rpm: StrictInt | None = Field(None, gt=0, le=1_000_000)
+    max_concurrent_jobs: StrictInt | None = Field(None, gt=0, le=1_000_000)
 
 
 class TenantUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    budget_cap: Decimal | None = Field(None, ge=0, le=Decimal(1_000_000_000))
+    budget_cap: Amount | None = Field(None, ge=0, le=Decimal(1_000_000_000))
     budget_period: BudgetPeriod | None = None
-    soft_alert_ratio: Decimal | None = Field(None, gt=0, le=1)
-    hard_alert_ratio: Decimal | None = Field(None, gt=0, le=1)
+    soft_alert_ratio: Amount | None = Field(None, gt=0, le=1)
+    hard_alert_ratio: Amount | None = Field(None, gt=0, le=1)
     alert_url: str | None = Field(
         None, max_length=2048, description=ALERT_URL_HELP + " An empty string removes it."
     )
-    max_cost_per_request: Decimal | None = Field(None, gt=0, le=Decimal(1_000_000_000))
-    rate_limit_rpm: int | None = Field(None, gt=0, le=1_000_000)
-    max_concurrent_jobs: int | None = Field(None, gt=0, le=1_000_000)
+    max_cost_per_request: Amount | None = Field(None, gt=0, le=Decimal(1_000_000_000))
+    rate_limit_rpm: StrictInt | None = Field(None, gt=0, le=1_000_000)
+    max_concurrent_jobs: StrictInt | None = Field(None, gt=0, le=1_000_000)
     active: bool | None = None
 
 
@@ -83,7 +83,7 @@ class KeyLimits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    budget_cap: Decimal | None = Field(
+    budget_cap: Amount | None = Field(
         None, ge=0, le=Decimal(1_000_000_000), description=KEY_CAP_HELP
     )
     budget_period: BudgetPeriod | None = Field(
@@ -92,13 +92,13 @@ class KeyLimits(BaseModel):
     expires_at: datetime | None = Field(
         None, description="With a time zone; from then on the key is refused (401 key_expired)."
     )
-    rate_limit_rpm: int | None = Field(
+    rate_limit_rpm: StrictInt | None = Field(
         None, gt=0, le=1_000_000, description="The key's own requests per minute."
     )
-    soft_alert_ratio: Decimal | None = Field(
+    soft_alert_ratio: Amount | None = Field(
         None, gt=0, le=1, description="Alert threshold of the key's cap; null: its tenant's."
     )
-    hard_alert_ratio: Decimal | None = Field(
+    hard_alert_ratio: Amount | None = Field(
         None, gt=0, le=1, description="Second threshold (1: cap spent); null: its tenant's."
     )
 
@@ -145,9 +145,9 @@ class PriceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: StorableText = Field(..., min_length=1, max_length=200)
-    prompt_per_mtok: Decimal
-    generated_per_mtok: Decimal
-    cached_prompt_per_mtok: Decimal | None = Field(
+    prompt_per_mtok: Amount
+    generated_per_mtok: Amount
+    cached_prompt_per_mtok: Amount | None = Field(
         None, description="Prompt tokens served from the engine's prefix cache; default: prompt."
     )
     effective_from: datetime | None = Field(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from shared.db.models import Domain
+from shared.money import Amount
 
 
 class ChatMessage(BaseModel):
@@ -30,17 +30,17 @@ class ChatCompletionRequest(BaseModel):
 
     model: str = Field(..., min_length=1, description="'tandem' or 'tandem-<policy>'.")
     messages: list[ChatMessage] = Field(..., min_length=1)
-    max_tokens: int | None = Field(None, gt=0)
-    max_completion_tokens: int | None = Field(None, gt=0)
+    max_tokens: StrictInt | None = Field(None, gt=0)
+    max_completion_tokens: StrictInt | None = Field(None, gt=0)
     # One job answers once: more choices would be as many jobs, each charged; refused rather
     # than silently answered with one.
-    n: int | None = Field(None, ge=1, le=1, description="Choices to generate: only 1.")
+    n: StrictInt | None = Field(None, ge=1, le=1, description="Choices to generate: only 1.")
     stream: bool | None = Field(
         False, description="Answer as OpenAI's chat.completion.chunk server-sent events."
     )
     stream_options: StreamOptions | None = None
     domain: Domain = Field(Domain.GENERAL, description="Tandem extension (extra_body).")
-    max_cost: Decimal | None = Field(None, gt=0, description="Tandem extension (extra_body).")
+    max_cost: Amount | None = Field(None, gt=0, description="Tandem extension (extra_body).")
 
 
 class ChatChoiceMessage(BaseModel):

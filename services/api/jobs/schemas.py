@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, UrlConstraints
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    UrlConstraints,
+)
 
 from services.api.validation import StorableJson, StorableText
 from shared.db.models import Domain, JobStatus, Policy
 from shared.egress import public_url
-from shared.money import PlainDecimal
+from shared.money import Amount, PlainDecimal
 
 # Refused at submission unless public (checked again when delivering: DNS can change).
 WebhookUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2048), AfterValidator(public_url)]
@@ -26,16 +33,16 @@ class JobCreate(BaseModel):
     )
     domain: Domain = Field(..., description="Which prompt templates and classifier to use.")
     policy: Policy = Field(Policy.TANDEM, description="tandem, or a baseline.")
-    level: int | None = Field(None, description="The level of policy fixed_level.")
-    levels: list[int] | None = Field(
+    level: StrictInt | None = Field(None, description="The level of policy fixed_level.")
+    levels: list[StrictInt] | None = Field(
         None,
         max_length=16,
         description="This job's cumulative insight-token budgets, starting at 0 "
         "(default: the domain's schedule).",
     )
-    max_levels: int | None = Field(None, description="Stop at this level at the latest.")
-    max_answer_tokens: int | None = Field(None, description="Answer budget of the executor.")
-    max_cost: Decimal | None = Field(
+    max_levels: StrictInt | None = Field(None, description="Stop at this level at the latest.")
+    max_answer_tokens: StrictInt | None = Field(None, description="Answer budget of the executor.")
+    max_cost: Amount | None = Field(
         None, gt=0, description="Most this job may cost (USD); the plan shrinks to fit."
     )
     allow_shrink: bool = Field(

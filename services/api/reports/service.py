@@ -39,9 +39,9 @@ from shared.budgets.periods import period_key
 from shared.db.models import BudgetPeriod, JobStatus, Policy, Tenant
 from shared.db.session import unit_of_work
 from shared.errors import NotFoundError, ValidationFailed
+from shared.money import QUANTUM
 from shared.rollups.buckets import SCORE_BUCKETS
 
-QUANTUM = Decimal("1e-12")  # the schema's Money scale
 SCORE_EDGES = [round(k / SCORE_BUCKETS, 1) for k in range(SCORE_BUCKETS + 1)]
 
 

@@ -40,3 +40,24 @@ def test_a_price_filter_with_nul_is_a_422_not_a_500(admin: httpx.Client) -> None
     response = admin.get("/v1/admin/prices", params={"model": "gpt\x00"})
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == "model"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"budget_cap": "0.1234567890123"}, "budget_cap"),  # 13 places: would be rounded
+        ({"budget_cap": 1e-13}, "budget_cap"),
+        ({"max_cost_per_request": "0.0000000000001"}, "max_cost_per_request"),
+        ({"soft_alert_ratio": "0.8000000000001"}, "soft_alert_ratio"),
+        ({"rate_limit_rpm": True}, "rate_limit_rpm"),  # not read as 1
+        ({"max_concurrent_jobs": 2.5}, "max_concurrent_jobs"),
+    ],
+)
+def test_tenant_amounts_past_the_scale_and_non_integer_limits_are_422s(
+    admin: httpx.Client, body: dict[str, object], field: str
+) -> None:
+    name = f"t-{abs(hash(repr(body)))}"
+    response = admin.post("/v1/admin/tenants", json={"name": name, **body})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+    assert name not in {t["name"] for t in admin.get("/v1/admin/tenants").json()}

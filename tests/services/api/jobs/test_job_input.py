@@ -138,3 +138,30 @@ def test_replay_with_another_body_names_the_key(make_tenant: Make) -> None:
     one = tenant.client.post("/v1/jobs", json=priced, headers=key)
     two = tenant.client.post("/v1/jobs", json={**priced, "max_cost": "0.50"}, headers=key)
     assert one.status_code == two.status_code == 202 and one.json()["id"] == two.json()["id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"levels": [False, True]}, "levels"),  # not silently read as [0, 1]
+        ({"levels": [0, 32.0]}, "levels"),
+        ({"levels": [0, "32"]}, "levels"),
+        ({"policy": "fixed_level", "level": True}, "level"),
+        ({"max_levels": "2"}, "max_levels"),
+        ({"max_answer_tokens": 64.5}, "max_answer_tokens"),
+        ({"max_cost": "0.0000000000001"}, "max_cost"),  # 13 places: would be stored as 0
+        ({"max_cost": 1e-13}, "max_cost"),
+    ],
+)
+def test_counts_must_be_integers_and_amounts_storable(
+    make_tenant: Make, body: dict[str, object], field: str
+) -> None:
+    tenant = make_tenant()
+    assert_error(submit(tenant, **body), 422, field)
+    assert jobs_of(tenant) == 0
+
+
+def test_an_amount_with_trailing_zeros_past_the_scale_is_accepted(make_tenant: Make) -> None:
+    tenant = make_tenant(budget_cap="10")
+    accepted = submit(tenant, max_cost="5.00000000000000000")  # the same amount as 5
+    assert accepted.status_code == 202, accepted.text
