@@ -211,6 +211,14 @@ def test_each_error_class(make_tenant: Make, completer: dict[str, Outcome]) -> N
     with pytest.raises(openai.BadRequestError) as choices:  # not silently one choice
         client.chat.completions.create(model="tandem", messages=USER, n=3)
     assert choices.value.param == "n"
+    with pytest.raises(openai.BadRequestError) as flag:  # not read as one token
+        client.chat.completions.create(model="tandem", messages=USER, max_tokens=True)
+    assert flag.value.param == "max_tokens"
+    with pytest.raises(openai.BadRequestError) as places:  # would be stored as 0
+        client.chat.completions.create(
+            model="tandem", messages=USER, extra_body={"max_cost": "0.0000000000001"}
+        )
+    assert places.value.param == "max_cost"
     with pytest.raises(openai.BadRequestError) as too_long:
         client.chat.completions.create(
             model="tandem", messages=[{"role": "user", "content": "x" * 20_000}]
