@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from services.api.validation import StorableText
 from shared.db.models import BudgetPeriod
@@ -45,7 +45,7 @@ class TenantUpdate(BaseModel):
     max_cost_per_request: Amount | None = Field(None, gt=0, le=Decimal(1_000_000_000))
     rate_limit_rpm: StrictInt | None = Field(None, gt=0, le=1_000_000)
     max_concurrent_jobs: StrictInt | None = Field(None, gt=0, le=1_000_000)
-    active: bool | None = None
+    active: StrictBool | None = None
 
 
 class BudgetOut(BaseModel):
@@ -153,7 +153,7 @@ class PriceCreate(BaseModel):
     effective_from: datetime | None = Field(
         None, description="With a time zone; may lie in the past or the future. Default: now."
     )
-    new_model: bool = Field(
+    new_model: StrictBool = Field(
         False, description="Price a model no engine is configured with yet (no typo check)."
     )
 

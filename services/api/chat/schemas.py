@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from shared.db.models import Domain
 from shared.money import Amount
@@ -18,7 +18,7 @@ class ChatMessage(BaseModel):
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    include_usage: bool = Field(
+    include_usage: StrictBool = Field(
         False, description="Send a last chunk with `usage` (and empty `choices`) before [DONE]."
     )
 
@@ -35,7 +35,7 @@ class ChatCompletionRequest(BaseModel):
     # One job answers once: more choices would be as many jobs, each charged; refused rather
     # than silently answered with one.
     n: StrictInt | None = Field(None, ge=1, le=1, description="Choices to generate: only 1.")
-    stream: bool | None = Field(
+    stream: StrictBool | None = Field(
         False, description="Answer as OpenAI's chat.completion.chunk server-sent events."
     )
     stream_options: StreamOptions | None = None

@@ -12,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     UrlConstraints,
 )
@@ -45,12 +46,12 @@ class JobCreate(BaseModel):
     max_cost: Amount | None = Field(
         None, gt=0, description="Most this job may cost (USD); the plan shrinks to fit."
     )
-    allow_shrink: bool = Field(
+    allow_shrink: StrictBool = Field(
         True, description="Allow fewer levels / a shorter answer to fit the budget, else 402."
     )
     metadata: StorableJson = Field(default_factory=dict, description="Stored and echoed back.")
     webhook_url: WebhookUrl | None = Field(None, description="POSTed the result, signed.")
-    stream_answer: bool = Field(
+    stream_answer: StrictBool = Field(
         False,
         description="Publish the executor's text as it is generated: the job's event stream "
         "then carries answer_delta events before its answer event.",

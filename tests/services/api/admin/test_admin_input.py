@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 
@@ -61,3 +63,11 @@ def test_tenant_amounts_past_the_scale_and_non_integer_limits_are_422s(
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == field
     assert name not in {t["name"] for t in admin.get("/v1/admin/tenants").json()}
+
+
+def test_a_tenant_is_not_deactivated_by_a_string(admin: httpx.Client) -> None:
+    tenant = admin.post("/v1/admin/tenants", json={"name": f"t-{uuid.uuid4().hex[:8]}"}).json()
+    response = admin.patch(f"/v1/admin/tenants/{tenant['id']}", json={"active": "false"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == "active"
+    assert admin.get(f"/v1/admin/tenants/{tenant['id']}").json()["active"] is True

@@ -151,9 +151,11 @@ def test_replay_with_another_body_names_the_key(make_tenant: Make) -> None:
         ({"max_answer_tokens": 64.5}, "max_answer_tokens"),
         ({"max_cost": "0.0000000000001"}, "max_cost"),  # 13 places: would be stored as 0
         ({"max_cost": 1e-13}, "max_cost"),
+        ({"allow_shrink": "no"}, "allow_shrink"),  # not read as false
+        ({"stream_answer": 1}, "stream_answer"),
     ],
 )
-def test_counts_must_be_integers_and_amounts_storable(
+def test_counts_flags_and_amounts_must_be_what_they_say(
     make_tenant: Make, body: dict[str, object], field: str
 ) -> None:
     tenant = make_tenant()
