@@ -115,7 +115,8 @@ def requested_plan(
         if not 0 <= max_levels <= top:
             raise ValidationFailed(f"max_levels must be between 0 and {top}", field="max_levels")
         levels = levels[: max_levels + 1]
-    answer = max_answer_tokens or settings.max_answer_tokens
+    # 0 is a value to check, not "unset" (it read as the largest answer budget).
+    answer = settings.max_answer_tokens if max_answer_tokens is None else max_answer_tokens
     if not settings.min_answer_tokens <= answer <= settings.max_answer_tokens:
         raise ValidationFailed(
             f"max_answer_tokens must be between {settings.min_answer_tokens} and "

@@ -149,6 +149,7 @@ def test_replay_with_another_body_names_the_key(make_tenant: Make) -> None:
         ({"policy": "fixed_level", "level": True}, "level"),
         ({"max_levels": "2"}, "max_levels"),
         ({"max_answer_tokens": 64.5}, "max_answer_tokens"),
+        ({"max_answer_tokens": 0}, "max_answer_tokens"),  # not the largest budget
         ({"max_cost": "0.0000000000001"}, "max_cost"),  # 13 places: would be stored as 0
         ({"max_cost": 1e-13}, "max_cost"),
         ({"allow_shrink": "no"}, "allow_shrink"),  # not read as false
