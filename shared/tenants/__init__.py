@@ -8,6 +8,7 @@ from shared.tenants.errors import (
     PermissionDenied,
 )
 from shared.tenants.service import (
+    CLEARABLE_LIMITS,
     KEY_LIMITS,
     Caller,
     IssuedKey,
@@ -28,6 +29,7 @@ from shared.tenants.service import (
 )
 
 __all__ = [
+    "CLEARABLE_LIMITS",
     "KEY_LIMITS",
     "AuthenticationFailed",
     "Caller",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -147,6 +148,13 @@ def list_tenants(session: Session) -> list[Tenant]:
     return repo.all_tenants(session)
 
 
+# What a tenant may be without: no alert URL, no per-request maximum, the default rate limit, no
+# concurrent-jobs limit. Its cap, period, thresholds and state always have a value.
+CLEARABLE_LIMITS = frozenset(
+    {"alert_url", "max_cost_per_request", "rate_limit_rpm", "max_concurrent_jobs"}
+)
+
+
 def update_tenant(
     session: Session,
     tenant: Tenant,
@@ -160,9 +168,14 @@ def update_tenant(
     rate_limit_rpm: int | None = None,
     max_concurrent_jobs: int | None = None,
     active: bool | None = None,
+    clear: Collection[str] = (),
 ) -> Tenant:
-    """Change limits (None: unchanged; an empty ``alert_url`` removes it); a new cap also
-    applies to the current period's budget row."""
+    """Change limits (None: unchanged; an empty ``alert_url`` removes it) and remove those named
+    in ``clear`` (of :data:`CLEARABLE_LIMITS`); a new cap also applies to the current period's
+    budget row."""
+    for name in clear:
+        if name not in CLEARABLE_LIMITS:
+            raise ValidationFailed(f"{name} cannot be removed, only changed", field=name)
     _check_limits(
         budget_cap, soft_alert_ratio, max_cost_per_request, rate_limit_rpm, max_concurrent_jobs
     )
@@ -189,6 +202,8 @@ def update_tenant(
         tenant.max_concurrent_jobs = max_concurrent_jobs
     if active is not None:
         tenant.active = active
+    for name in clear:
+        setattr(tenant, name, None)
     session.flush()
     if budget_cap is not None:
         current_budget(session, tenant)

@@ -94,6 +94,12 @@ def set_budget(
     max_cost_per_request: Decimal | None = typer.Option(None, help="Most one job may cost."),
     rpm: int | None = typer.Option(None, help="Requests per minute."),
     concurrency: int | None = typer.Option(None, help="Most jobs running at once."),
+    clear: list[str] = typer.Option(
+        [],
+        "--clear",
+        help="Remove a limit: alert_url, max_cost_per_request, rate_limit_rpm or "
+        "max_concurrent_jobs (repeatable).",
+    ),
 ) -> None:
     """Change a tenant's budget and limits."""
     from shared.db.session import unit_of_work
@@ -114,6 +120,7 @@ def set_budget(
                 max_cost_per_request=max_cost_per_request,
                 rate_limit_rpm=rpm,
                 max_concurrent_jobs=concurrency,
+                clear=clear,
             )
             name, new_cap, new_period = found.name, found.budget_cap, found.budget_period
     except TandemError as exc:

@@ -33,6 +33,9 @@ class TenantCreate(BaseModel):
 
 
 class TenantUpdate(BaseModel):
+    """Only the fields sent change; ``null`` removes a limit (the alert URL, the per-request
+    maximum, the rate and concurrent-jobs limits) and is refused for the rest."""
+
     model_config = ConfigDict(extra="forbid")
 
     budget_cap: Amount | None = Field(None, ge=0, le=Decimal(1_000_000_000))

@@ -37,6 +37,7 @@ from shared import prices, tenants
 from shared.budgets import current_budget, verify_ledger
 from shared.budgets.keys import KeySpend, key_spend
 from shared.db.models import ApiKey, ModelPrice, Tenant
+from shared.errors import ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,15 @@ def get_tenant(settings: ApiSettings, tenant_id: uuid.UUID) -> TenantOut:
 def update_tenant(
     settings: ApiSettings, cache: KeyCache, tenant_id: uuid.UUID, body: TenantUpdate
 ) -> TenantOut:
+    sent = body.model_dump(exclude_unset=True)
+    removed = [name for name, value in sent.items() if value is None]
+    for name in removed:
+        if name not in tenants.CLEARABLE_LIMITS:  # before anything is written
+            raise ValidationFailed(f"{name} cannot be null; leave it out to keep it", field=name)
+    changes = {name: value for name, value in sent.items() if value is not None}
     with unit_of_work(settings) as session:
         tenant = tenants.get_tenant(session, tenant_id)
-        tenants.update_tenant(session, tenant, **body.model_dump(exclude_none=True))
+        tenants.update_tenant(session, tenant, **changes, clear=removed)
         session.refresh(tenant)
         out = TenantOut(**_tenant_fields(session, tenant))
     cache.forget_tenant(tenant_id)

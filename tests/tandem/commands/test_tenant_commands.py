@@ -32,6 +32,13 @@ def test_tenant_key_and_ledger_commands(database_url: str) -> None:
         tenant = session.execute(select(Tenant).where(Tenant.name == name)).scalar_one()
         assert tenant.budget_cap == Decimal(7) and tenant.rate_limit_rpm == 60
     assert runner.invoke(app, ["tenants", "set-budget", name, "--cap", "-1"]).exit_code == 2
+    cleared = runner.invoke(app, ["tenants", "set-budget", name, "--clear", "rate_limit_rpm"])
+    assert cleared.exit_code == 0, cleared.output
+    refused = runner.invoke(app, ["tenants", "set-budget", name, "--clear", "budget_cap"])
+    assert refused.exit_code == 2 and "budget_cap cannot be removed" in refused.output
+    with unit_of_work() as session:
+        tenant = session.execute(select(Tenant).where(Tenant.name == name)).scalar_one()
+        assert tenant.rate_limit_rpm is None and tenant.budget_cap == Decimal(7)
 
     issued = runner.invoke(app, ["keys", "create", name, "--name", "ops"])
     assert issued.exit_code == 0, issued.output

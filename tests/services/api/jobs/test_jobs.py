@@ -385,3 +385,30 @@ def test_levels_per_job_and_per_domain(make_tenant: Make) -> None:
     assert requested_plan(settings, Domain.MATH, Policy.TANDEM, None, None, None).levels == tuple(
         settings.levels
     )
+
+
+def test_a_tenant_limit_is_removed_with_null_and_a_required_field_is_not(
+    make_tenant: Make, admin: httpx.Client
+) -> None:
+    tenant = make_tenant(budget_cap="5", max_concurrent_jobs=1)
+    limits = {"rate_limit_rpm": 600, "max_cost_per_request": "1", "alert_url": "https://x.test/a"}
+    assert admin.patch(f"/v1/admin/tenants/{tenant.id}", json=limits).status_code == 200
+    assert submit(tenant).status_code == 202
+    assert submit(tenant).status_code == 429  # one job at a time, and one is queued
+    for required in ("budget_cap", "budget_period", "soft_alert_ratio", "active"):
+        refused = admin.patch(
+            f"/v1/admin/tenants/{tenant.id}", json={required: None, "max_concurrent_jobs": None}
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["field"] == required
+    kept = admin.get(f"/v1/admin/tenants/{tenant.id}").json()
+    assert (kept["budget_cap"], kept["active"], kept["max_concurrent_jobs"]) == ("5", True, 1)
+    cleared = admin.patch(
+        f"/v1/admin/tenants/{tenant.id}",
+        json={name: None for name in [*limits, "max_concurrent_jobs"]},
+    )
+    assert cleared.status_code == 200, cleared.text
+    body = cleared.json()
+    assert [body[name] for name in [*limits, "max_concurrent_jobs"]] == [None] * 4
+    assert body["budget_cap"] == "5"
+    assert submit(tenant).status_code == 202  # no concurrent-jobs limit any more
