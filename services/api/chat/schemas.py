@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from shared.db.models import Domain
 from shared.money import Amount
@@ -12,7 +12,19 @@ from shared.money import Amount
 
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant", "developer", "tool"]
+    # A string, or parts of which the text ones are read (images and the like are not).
     content: str | list[dict[str, Any]] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _text_parts_hold_text(
+        cls, content: str | list[dict[str, Any]] | None
+    ) -> str | list[dict[str, Any]] | None:
+        # Else a text part of null or 5 would be asked as the question "None" or "5".
+        for part in content if isinstance(content, list) else []:
+            if part.get("type") == "text" and not isinstance(part.get("text"), str):
+                raise ValueError("a text part needs its text as a string")
+        return content
 
 
 class StreamOptions(BaseModel):

@@ -83,7 +83,7 @@ def _text(message: ChatMessage) -> str:
     if isinstance(message.content, str):
         return message.content
     parts = message.content or []
-    return "".join(str(p.get("text", "")) for p in parts if p.get("type") == "text")
+    return "".join(p["text"] for p in parts if p.get("type") == "text")
 
 
 def question_of(messages: list[ChatMessage]) -> str:

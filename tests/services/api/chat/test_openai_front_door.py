@@ -219,6 +219,14 @@ def test_each_error_class(make_tenant: Make, completer: dict[str, Outcome]) -> N
             model="tandem", messages=USER, extra_body={"max_cost": "0.0000000000001"}
         )
     assert places.value.param == "max_cost"
+    for text in (None, 5):  # not asked as the question "None" or "5"
+        part = {"type": "text", "text": text}
+        raw = tenant.client.post(
+            "/v1/chat/completions",
+            json={"model": "tandem", "messages": [{"role": "user", "content": [part]}]},
+        )
+        assert raw.status_code == 400, raw.text
+        assert raw.json()["error"]["param"] == "messages.0.content"
     with pytest.raises(openai.BadRequestError) as too_long:
         client.chat.completions.create(
             model="tandem", messages=[{"role": "user", "content": "x" * 20_000}]
