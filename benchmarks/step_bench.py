@@ -8,10 +8,12 @@ work over the same connection to the same server:
 
 - **engine call**: ``call_engine`` (the role's pooled async client on the process's engine
   loop) against one POST of the same request on a pooled ``urllib3`` connection;
-- **state read**: ``job_snapshot`` (SQLAlchemy, autocommit connection) against the same
-  ``SELECT`` on a raw psycopg connection, and as a Core statement beside them;
-- **record transaction**: lock the row, update it, insert an event, commit, through the ORM
-  session as the steps do, against the same three statements on raw psycopg;
+- **state read**: ``job_snapshot`` (a Core statement in a session on an autocommit connection)
+  against the same ``SELECT`` on a raw psycopg connection, and the Core statement alone on a
+  pooled connection beside them;
+- **record transaction**: lock the row, update it, insert an event, commit, as the steps do
+  (Core statements in a session's transaction), against the same three statements on raw
+  psycopg;
 - **publish**: ``shared.jobs.flow.publish`` (the message built, one ``LPUSH``) against an
   ``LPUSH`` of bytes built once; Celery's ``send_task`` of the same task beside them.
 
@@ -98,8 +100,8 @@ def engine_call(n: int) -> tuple[float, float]:
 
 
 def state_read(job_id: uuid.UUID, n: int) -> tuple[float, float, float]:
-    """The step's read, the bare one, and the same read as a SQLAlchemy Core statement (built
-    once) on a pooled autocommit connection: what leaving the ORM alone would save."""
+    """The step's read, the bare one, and the same Core statement on a pooled autocommit
+    connection with no session around it."""
     from sqlalchemy import bindparam, select
 
     from shared.db.models import Job
@@ -141,6 +143,7 @@ def record_transaction(job_id: uuid.UUID, n: int) -> tuple[float, float]:
             job = locked[0]
             job.insight_tokens = job.insight_tokens + 1
             add_event(session, job, "bench", level=1, new_tokens=1)
+            repo.save_state(session, job)
 
     raw = raw_connection(autocommit=False)
 

@@ -45,7 +45,7 @@ def settle_job(job_id: uuid.UUID | str) -> list[NextTask]:
     fresh = False
     following: list[NextTask] = []
     with unit_of_work() as session:
-        state = repo.lock_state(session, uuid.UUID(str(job_id)), settling=True)
+        state = repo.lock_settling(session, uuid.UUID(str(job_id)))
         if state is None:
             raise NotFoundError(f"job {job_id} not found", field="job_id")
         job, spent = state

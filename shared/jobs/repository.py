@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,9 +13,11 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Table, bindparam, event, func, literal, select, text
+from sqlalchemy import Table, Update, bindparam, event, func, inspect, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import InstrumentedAttribute, Session, load_only
+from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.sql.elements import ClauseElement
 
 from shared.db.models import (
     TERMINAL_STATUSES,
@@ -87,51 +89,104 @@ def outside_transaction() -> Iterator[Session]:
             yield session
 
 
-# A step's statements are built once: building a query with its load options costs more CPU
-# than the database spends running it.
-_SNAPSHOT = (
-    select(Job)
-    .options(load_only(*STATE_COLUMNS, *PROMPT_COLUMNS))
-    .where(Job.id == bindparam("job_id"))
-)
+# A step's statements are built once: building a query costs more CPU than the database spends
+# running it. They are SQLAlchemy Core statements on the session's connection: a step reads a
+# few columns of one row and writes back what it changed, and the ORM's loading, identity map
+# and flush cost several times the statements themselves (benchmarks/step_bench.py).
+_JOBS = cast(Table, Job.__table__)
 _SPENT = (
     select(func.coalesce(func.sum(ModelCall.cost), 0))
     .where(ModelCall.job_id == Job.id)
     .scalar_subquery()
 )
-
-
-def _lock(spent: ColumnElement[Any], *columns: InstrumentedAttribute[Any]) -> Select[Any]:
-    return (
-        select(Job, spent.label("spent"))
-        .options(load_only(*STATE_COLUMNS, *columns))
-        .where(Job.id == bindparam("job_id"))
-        .with_for_update(of=Job)
-        .execution_options(populate_existing=True)
-    )
-
-
-_LOCK = {
-    (False, False): _lock(literal(0)),
-    (True, False): _lock(_SPENT),
-    (True, True): _lock(_SPENT, *SETTLEMENT_COLUMNS),
+_STEP_READ = (Job.id, *STATE_COLUMNS, *PROMPT_COLUMNS)
+_STEP_LOCK = (Job.id, *STATE_COLUMNS)
+_SNAPSHOT = select(*_STEP_READ).where(Job.id == bindparam("job_id"))
+_STEP_LOCKS = {
+    spent: select(*_STEP_LOCK, (_SPENT if spent else literal(0)).label("spent"))
+    .where(Job.id == bindparam("job_id"))
+    .with_for_update(of=Job)
+    for spent in (False, True)
 }
+# Settlement hands the job it locked to the budget, roll-up, webhook and shadow code, which
+# work on the ORM object (and let the session flush it before their own statements).
+_SETTLEMENT_LOCK = (
+    select(Job, _SPENT.label("spent"))
+    .options(load_only(*STATE_COLUMNS, *SETTLEMENT_COLUMNS))
+    .where(Job.id == bindparam("job_id"))
+    .with_for_update(of=Job)
+    .execution_options(populate_existing=True)
+)
 
 
-def job_snapshot(session: Session, job_id: uuid.UUID) -> Job | None:
-    """The job's state and prompt, detached: what a step decides on before its engine call."""
-    job = session.scalars(_SNAPSHOT, {"job_id": job_id}).first()
-    if job is not None:
-        session.expunge(job)
+_JOB_CLASS = inspect(Job).class_manager
+_COLUMN_OF = {attr.key: attr.columns[0].name for attr in inspect(Job).column_attrs}
+
+
+def _job_of(columns: tuple[InstrumentedAttribute[Any], ...], row: Sequence[Any]) -> Job:
+    """A Job holding ``row``'s values as loaded (no session, no pending change): what is
+    assigned to it afterwards is what :func:`save_state` writes."""
+    job = _JOB_CLASS.new_instance()
+    instance_state(job).dict.update(zip((c.key for c in columns), row, strict=False))
     return job
 
 
+def job_snapshot(session: Session, job_id: uuid.UUID) -> Job | None:
+    """The job's state and prompt, on no session: what a step decides on before its engine
+    call."""
+    row = session.connection().execute(_SNAPSHOT, {"job_id": job_id}).first()
+    return None if row is None else _job_of(_STEP_READ, row)
+
+
 def lock_state(
-    session: Session, job_id: uuid.UUID, *, with_spent: bool = False, settling: bool = False
+    session: Session, job_id: uuid.UUID, *, with_spent: bool = False
 ) -> tuple[Job, Decimal] | None:
     """The job's state columns, its row locked until the end of the transaction, and (when
-    asked) what its recorded calls cost so far and what settlement reads, in one statement."""
-    row = session.execute(_LOCK[with_spent or settling, settling], {"job_id": job_id}).first()
+    asked) what its recorded calls cost so far, in one statement. The job is on no session:
+    :func:`save_state` writes what the step changed in it."""
+    row = session.connection().execute(_STEP_LOCKS[with_spent], {"job_id": job_id}).first()
+    if row is None:
+        return None
+    return _job_of(_STEP_LOCK, row[:-1]), Decimal(str(row[-1]))
+
+
+def save_state(session: Session, job: Job) -> None:
+    """Write the columns assigned to ``job`` (from :func:`lock_state`) since it was locked, in
+    one UPDATE; a column assigned a SQL expression (the insights' append) gets the expression."""
+    state = instance_state(job)
+    changed = sorted(state.committed_state)
+    if not changed:
+        return
+    values = {key: state.dict[key] for key in changed}
+    if any(isinstance(value, ClauseElement) for value in values.values()):
+        statement = (
+            update(_JOBS)
+            .where(_JOBS.c.id == job.id)
+            .values({_COLUMN_OF[key]: value for key, value in values.items()})
+        )
+        session.connection().execute(statement)
+    else:
+        session.connection().execute(_update_of(tuple(changed)), {"_job_id": job.id, **values})
+    state.committed_state.clear()
+
+
+@lru_cache(maxsize=64)
+def _update_of(keys: tuple[str, ...]) -> Update:
+    """UPDATE jobs SET <keys> (and updated_at, by its column default) WHERE id: one statement per
+    set of changed columns, built once."""
+    return (
+        update(_JOBS)
+        .where(_JOBS.c.id == bindparam("_job_id"))
+        .values(
+            {_COLUMN_OF[key]: bindparam(key, type_=_JOBS.c[_COLUMN_OF[key]].type) for key in keys}
+        )
+    )
+
+
+def lock_settling(session: Session, job_id: uuid.UUID) -> tuple[Job, Decimal] | None:
+    """The job on ``session`` (state and what settlement reads), its row locked until the end
+    of the transaction, and what its recorded calls cost, in one statement."""
+    row = session.execute(_SETTLEMENT_LOCK, {"job_id": job_id}).first()
     return None if row is None else (row[0], Decimal(str(row[1])))
 
 
@@ -176,7 +231,7 @@ def write_events(session: Session) -> None:
 def _insert_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING_EVENTS, None)
     if pending:
-        session.execute(_INSERT_EVENTS, {"rows": json.dumps(pending)})
+        session.connection().execute(_INSERT_EVENTS, {"rows": json.dumps(pending)})
 
 
 # One INSERT for any number of events, their rows one JSON array unpacked in order. Its text never
@@ -261,7 +316,7 @@ def count_events(session: Session, job_id: uuid.UUID, kind: str) -> int:
 
 def insert_call(session: Session, values: dict[str, Any]) -> bool:
     """Record a step's call once; False when (job_id, step) is already there."""
-    inserted = session.execute(_INSERT_CALL, {"id": uuid.uuid4(), **values}).first()
+    inserted = session.connection().execute(_INSERT_CALL, {"id": uuid.uuid4(), **values}).first()
     return inserted is not None
 
 
