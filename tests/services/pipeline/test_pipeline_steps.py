@@ -22,7 +22,7 @@ from shared.db.models import Job, JobEvent, LedgerEntry, ModelCall
 from shared.db.session import unit_of_work
 from shared.jobs.runner import run_step
 from shared.tasks import TaskName
-from tests.services.pipeline.support import free_port, make_tenant, submit
+from tests.services.pipeline.support import free_port, job_row, make_tenant, submit
 
 
 @dataclass
@@ -56,14 +56,6 @@ def ledger(job_id: uuid.UUID) -> dict[str, Decimal]:
             select(LedgerEntry.kind, LedgerEntry.amount).where(LedgerEntry.job_id == job_id)
         ).all()
     return {kind: amount for kind, amount in rows}
-
-
-def job_row(job_id: uuid.UUID) -> Job:
-    with unit_of_work() as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        session.expunge(job)
-        return job
 
 
 def test_transient_errors_retry_then_fail_the_job_and_release_its_reservation(app: Celery) -> None:

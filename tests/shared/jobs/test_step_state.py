@@ -14,6 +14,7 @@ from shared.db.models import Job, JobStatus
 from shared.db.session import get_engine, unit_of_work
 from shared.jobs import repository as repo
 from shared.jobs.states import transition
+from tests.services.pipeline.support import job_row
 from tests.shared.jobs.support import queued_job
 
 pytestmark = pytest.mark.usefixtures("database_url")  # committed work, in the test database
@@ -24,21 +25,13 @@ def _committed_job() -> uuid.UUID:
         return queued_job(session).id
 
 
-def _stored(job_id: uuid.UUID) -> Job:
-    with unit_of_work() as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        session.expunge(job)
-        return job
-
-
 def test_the_read_is_the_row_on_no_session() -> None:
     job_id = _committed_job()
     with repo.outside_transaction() as session:
         read = repo.job_snapshot(session, job_id)
         assert repo.job_snapshot(session, uuid.uuid4()) is None
     assert read is not None
-    stored = _stored(job_id)
+    stored = job_row(job_id)
     assert (read.id, read.status, read.question, read.levels) == (
         job_id,
         JobStatus.QUEUED.value,
@@ -51,7 +44,7 @@ def test_the_read_is_the_row_on_no_session() -> None:
 
 def test_what_a_step_assigns_is_written_and_nothing_else() -> None:
     job_id = _committed_job()
-    before = _stored(job_id)
+    before = job_row(job_id)
     updates: list[str] = []
 
     def seen(conn: object, cursor: object, statement: str, *_: object) -> None:
@@ -81,7 +74,7 @@ def test_what_a_step_assigns_is_written_and_nothing_else() -> None:
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     assert len(updates) == 1
-    after = _stored(job_id)
+    after = job_row(job_id)
     assert after.status == JobStatus.COORDINATING.value
     assert after.started_at is not None
     assert after.insights == before.insights + " first fact."
@@ -104,4 +97,4 @@ def test_a_rolled_back_step_writes_nothing() -> None:
         transition(session, locked[0], JobStatus.SCORING, level=0)
         repo.save_state(session, locked[0])
         raise RuntimeError("the step failed after its update")
-    assert _stored(job_id).status == JobStatus.QUEUED.value
+    assert job_row(job_id).status == JobStatus.QUEUED.value
