@@ -4,9 +4,10 @@ realistic latency.
 
 For each latency it reports, for the queued system: jobs per second with all jobs submitted at
 once, and per-job orchestration overhead (end-to-end time minus the engine time its model
-calls recorded; one job at a time) at p50/p95/p99; the same for the in-process driver; and the
-ratios queued / in-process of the median overhead and of the median time per job (the floor of
-the latter: 1.10x at 200 tokens/s).
+calls recorded; one job at a time) at p50/p95/p99; the same for the in-process driver, with the
+CPU its steps take in this process (what the steps cost without the queue, beside the workers'
+CPU); and the ratios queued / in-process of the median overhead and of the median time per job
+(the floor of the latter: 1.10x at 200 tokens/s).
 
 At zero latency it also sends jobs one at a time through a real ``tandem api serve`` process
 and prints, per job and beside the floor each should stay under: the CPU time of the API and of
@@ -486,11 +487,14 @@ def measure(
         # In-process, same steps, no queue.
         run = inline_driver()
         inline_overhead, inline_wall = [], []
+        inline_cpu = 0.0  # this process's CPU in the steps (engine loop thread included)
         start_all = time.perf_counter()
         for question in questions:
             start = time.perf_counter()
             job_id = submit(app, tenant, question, levels=LEVELS, max_answer_tokens=64, start=False)
+            cpu_from = time.process_time()
             run(job_id)
+            inline_cpu += time.process_time() - cpu_from
             inline_wall.append(time.perf_counter() - start)
             inline_overhead.append(inline_wall[-1] - engine_seconds(job_id))
         inline_rate = jobs / (time.perf_counter() - start_all)
@@ -502,6 +506,10 @@ def measure(
     print(
         f"in-process {inline_rate:7.2f} jobs/s (sequential)   "
         f"overhead/job {percentiles(inline_overhead)}"
+    )
+    print(
+        f"in-process CPU per job, the steps alone in one process: {inline_cpu / jobs * 1000:.2f} ms"
+        " (compare: the workers' CPU per job above)"
     )
     ratio = statistics.median(queued_overhead) / statistics.median(inline_overhead)
     wall = statistics.median(queued_wall) / statistics.median(inline_wall)
