@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, Update, bindparam, event, func, inspect, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import InstrumentedAttribute, Session, load_only
+from sqlalchemy.orm import Session, load_only
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -101,6 +101,8 @@ _SPENT = (
 )
 _STEP_READ = (Job.id, *STATE_COLUMNS, *PROMPT_COLUMNS)
 _STEP_LOCK = (Job.id, *STATE_COLUMNS)
+_STEP_READ_KEYS = tuple(column.key for column in _STEP_READ)
+_STEP_LOCK_KEYS = tuple(column.key for column in _STEP_LOCK)
 _SNAPSHOT = select(*_STEP_READ).where(Job.id == bindparam("job_id"))
 _STEP_LOCKS = {
     spent: select(*_STEP_LOCK, (_SPENT if spent else literal(0)).label("spent"))
@@ -123,11 +125,11 @@ _JOB_CLASS = inspect(Job).class_manager
 _COLUMN_OF = {attr.key: attr.columns[0].name for attr in inspect(Job).column_attrs}
 
 
-def _job_of(columns: tuple[InstrumentedAttribute[Any], ...], row: Sequence[Any]) -> Job:
-    """A Job holding ``row``'s values as loaded (no session, no pending change): what is
-    assigned to it afterwards is what :func:`save_state` writes."""
+def _job_of(keys: tuple[str, ...], row: Sequence[Any]) -> Job:
+    """A Job holding ``row``'s values (under its attributes ``keys``) as loaded: no session,
+    no pending change; what is assigned to it afterwards is what :func:`save_state` writes."""
     job = _JOB_CLASS.new_instance()
-    instance_state(job).dict.update(zip((c.key for c in columns), row, strict=False))
+    instance_state(job).dict.update(zip(keys, row, strict=True))
     return job
 
 
@@ -135,7 +137,7 @@ def job_snapshot(session: Session, job_id: uuid.UUID) -> Job | None:
     """The job's state and prompt, on no session: what a step decides on before its engine
     call."""
     row = session.connection().execute(_SNAPSHOT, {"job_id": job_id}).first()
-    return None if row is None else _job_of(_STEP_READ, row)
+    return None if row is None else _job_of(_STEP_READ_KEYS, row)
 
 
 def lock_state(
@@ -147,7 +149,7 @@ def lock_state(
     row = session.connection().execute(_STEP_LOCKS[with_spent], {"job_id": job_id}).first()
     if row is None:
         return None
-    return _job_of(_STEP_LOCK, row[:-1]), Decimal(str(row[-1]))
+    return _job_of(_STEP_LOCK_KEYS, row[:-1]), Decimal(str(row[-1]))
 
 
 def save_state(session: Session, job: Job) -> None:
