@@ -26,12 +26,17 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = PayloadTooLarge(f"request body over {self.max_bytes} bytes")
-        openai_route = str(scope["path"]).startswith(OPENAI_PATHS)
-        refusal = (openai_error_response if openai_route else error_response)(too_large)
+
+        async def refuse() -> None:
+            # Built only when refusing: every request passes through here.
+            too_large = PayloadTooLarge(f"request body over {self.max_bytes} bytes")
+            openai_route = str(scope["path"]).startswith(OPENAI_PATHS)
+            render = openai_error_response if openai_route else error_response
+            await render(too_large)(scope, receive, send)
+
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await refusal(scope, receive, send)
+            await refuse()
             return
         received = 0
         refused = False
@@ -49,7 +54,7 @@ class BodyLimit:
                     # whatever it answers is dropped below.
                     refused = True
                     if not started:
-                        await refusal(scope, receive, send)
+                        await refuse()
                     return {"type": "http.disconnect"}
             return message
 

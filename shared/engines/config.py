@@ -152,8 +152,16 @@ def engine_configs(*roles: Role) -> tuple[EngineConfig, ...]:
     return tuple(_engine_config(role, environment) for role in roles)
 
 
-def _engine_environment() -> tuple[str | None, ...]:
-    return tuple(os.environ.get(name) for name in _ENGINE_VARIABLES)
+def _engine_environment() -> tuple[object, ...]:
+    """The engine variables' current values, as the cache key of :func:`_engine_config`.
+
+    Read from the environment's underlying mapping where it has one (CPython keeps the
+    encoded names and values in ``os.environ._data``): ``os.environ.get`` encodes each name
+    and decodes each value in Python, about 35 µs for these variables on every engine call
+    against about 1 µs this way."""
+    if _RAW_ENVIRON is not None:
+        return tuple(map(_RAW_ENVIRON.get, _ENGINE_KEYS))
+    return tuple(map(os.environ.get, _ENGINE_VARIABLES))
 
 
 # Every variable the roles' settings read (their prefix and field names).
@@ -162,10 +170,12 @@ _ENGINE_VARIABLES = tuple(
     for settings in ROLE_SETTINGS.values()
     for name in settings.model_fields
 )
+_RAW_ENVIRON: dict[object, object] | None = getattr(os.environ, "_data", None)
+_ENGINE_KEYS = tuple(os.environ.encodekey(name) for name in _ENGINE_VARIABLES)
 
 
 @lru_cache(maxsize=16)
-def _engine_config(role: Role, _environment: tuple[str | None, ...]) -> EngineConfig:
+def _engine_config(role: Role, _environment: tuple[object, ...]) -> EngineConfig:
     if role is Role.SCORER:
         scorer = ScorerEngineSettings()
         if not scorer.url:

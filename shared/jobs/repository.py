@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -128,8 +128,15 @@ _COLUMN_OF = {attr.key: attr.columns[0].name for attr in inspect(Job).column_att
 def _job_of(keys: tuple[str, ...], row: Sequence[Any]) -> Job:
     """A Job holding ``row``'s values (under its attributes ``keys``) as loaded: no session,
     no pending change; what is assigned to it afterwards is what :func:`save_state` writes."""
+    return loaded_job(zip(keys, row, strict=True))
+
+
+def loaded_job(values: Iterable[tuple[str, Any]] | Mapping[str, Any]) -> Job:
+    """A Job holding ``values`` (attribute name to value) as if loaded, on no session. The
+    constructor would fire an attribute event per value: several times the cost, on the
+    paths (admission, every step) where the job is only read afterwards."""
     job = _JOB_CLASS.new_instance()
-    instance_state(job).dict.update(zip(keys, row, strict=True))
+    instance_state(job).dict.update(values)
     return job
 
 

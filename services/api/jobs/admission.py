@@ -210,7 +210,7 @@ async def _submit(
     calibrated = await schedule_cache(settings).current()
     plan, fitting = _priced_plans(settings, tenant, body, profiles, template, calibrated)
     trace_id, traceparent = job_trace(settings)
-    # The row's columns as plain values: the ORM object is made once, from the admitted row.
+    # The row's columns as plain values: the job object is made once, from the admitted row.
     values: dict[str, Any] = {
         "id": uuid.uuid4(),
         "tenant_id": tenant.id,
@@ -319,15 +319,17 @@ async def _admit(
             )
         if admitted is not None:
             chosen = candidates[admitted.choice]
-            return Job(
-                **values,
-                levels=chosen.levels,
-                max_answer_tokens=chosen.max_answer_tokens,
-                budget_id=admitted.budget_id,
-                key_budget_id=admitted.key_budget_id,
-                reserved_amount=admitted.reserved,
-                created_at=admitted.created_at,
-                updated_at=admitted.created_at,
+            return jobs.loaded_job(
+                {
+                    **values,
+                    "levels": chosen.levels,
+                    "max_answer_tokens": chosen.max_answer_tokens,
+                    "budget_id": admitted.budget_id,
+                    "key_budget_id": admitted.key_budget_id,
+                    "reserved_amount": admitted.reserved,
+                    "created_at": admitted.created_at,
+                    "updated_at": admitted.created_at,
+                }
             )
         last = attempt == ATTEMPTS - 1
         refusal = await run_in_threadpool(

@@ -67,3 +67,5 @@ def test_the_configuration_is_kept_until_a_variable_changes(
     assert engine_config(Role.EXECUTOR) is first  # not rebuilt from the environment per call
     monkeypatch.setenv("TANDEM_EXECUTOR_ENGINE_URL", "http://b:2")
     assert engine_config(Role.EXECUTOR).url == "http://b:2"
+    monkeypatch.delenv("TANDEM_EXECUTOR_ENGINE_URL")  # removed: the default again
+    assert engine_config(Role.EXECUTOR).url == "http://127.0.0.1:8082"

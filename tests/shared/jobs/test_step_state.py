@@ -98,3 +98,13 @@ def test_a_rolled_back_step_writes_nothing() -> None:
         repo.save_state(session, locked[0])
         raise RuntimeError("the step failed after its update")
     assert job_row(job_id).status == JobStatus.QUEUED.value
+
+
+def test_a_job_made_from_values_is_loaded_not_pending() -> None:
+    """What admission answers with: the values read back, nothing for a flush to write."""
+    job_id = uuid.uuid4()
+    job = repo.loaded_job({"id": job_id, "levels": [0, 2], "reserved_amount": Decimal("0.5")})
+    assert (job.id, job.levels, job.reserved_amount) == (job_id, [0, 2], Decimal("0.5"))
+    assert job.cancel_requested is None  # a column it was not given: unset, as Job() leaves it
+    state = inspect(job)
+    assert state.session is None and state.transient and not state.committed_state
