@@ -4,10 +4,10 @@ realistic latency.
 
 For each latency it reports, for the queued system: jobs per second with all jobs submitted at
 once, and per-job orchestration overhead (end-to-end time minus the engine time its model
-calls recorded; one job at a time) at p50/p95/p99; the same for the in-process driver, with the
-CPU its steps take in this process (what the steps cost without the queue, beside the workers'
-CPU); and the ratios queued / in-process of the median overhead and of the median time per job
-(the floor of the latter: 1.10x at 200 tokens/s).
+calls recorded; one job at a time) at p50/p95/p99; the same for the in-process driver, with
+the CPU its steps take in this process, in all and per step (what the steps cost without the
+queue, beside the workers' CPU); and the ratios queued / in-process of the median overhead and
+of the median time per job (the floor of the latter: 1.10x at 200 tokens/s).
 
 At zero latency it also sends jobs one at a time through a real ``tandem api serve`` process
 and prints, per job and beside the floor each should stay under: the CPU time of the API and of
@@ -138,8 +138,9 @@ def engine_seconds(job_id: uuid.UUID) -> float:
     return float(total or 0) / 1000.0
 
 
-def inline_driver() -> Callable[[uuid.UUID], None]:
-    """Run a job's steps as plain calls, following the same next-task decisions, no queue."""
+def inline_driver(cpu_by_step: dict[str, float] | None = None) -> Callable[[uuid.UUID], None]:
+    """Run a job's steps as plain calls, following the same next-task decisions, no queue;
+    each step's CPU time (this process) is added to ``cpu_by_step`` under its task's name."""
     from services.accounting import service as accounting
     from services.coordinator import service as coordinator
     from services.executor import service as executor
@@ -164,7 +165,11 @@ def inline_driver() -> Callable[[uuid.UUID], None]:
             pending = [first_task(job)]
         while pending:
             task = pending.pop(0)
+            started = time.process_time()
             pending.extend(handlers[task.name](task.kwargs))
+            if cpu_by_step is not None:
+                spent = time.process_time() - started
+                cpu_by_step[task.name.value] = cpu_by_step.get(task.name.value, 0.0) + spent
 
     return run
 
@@ -485,7 +490,8 @@ def measure(
                 worker.wait(timeout=60)
             app.close()
         # In-process, same steps, no queue.
-        run = inline_driver()
+        step_cpu: dict[str, float] = {}
+        run = inline_driver(step_cpu)
         inline_overhead, inline_wall = [], []
         inline_cpu = 0.0  # this process's CPU in the steps (engine loop thread included)
         start_all = time.perf_counter()
@@ -510,6 +516,10 @@ def measure(
     print(
         f"in-process CPU per job, the steps alone in one process: {inline_cpu / jobs * 1000:.2f} ms"
         " (compare: the workers' CPU per job above)"
+    )
+    print(
+        "  by step, per job: "
+        + ", ".join(f"{name} {cpu / jobs * 1000:.2f} ms" for name, cpu in sorted(step_cpu.items()))
     )
     ratio = statistics.median(queued_overhead) / statistics.median(inline_overhead)
     wall = statistics.median(queued_wall) / statistics.median(inline_wall)

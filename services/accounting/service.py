@@ -67,6 +67,7 @@ def settle_job(job_id: uuid.UUID | str) -> list[NextTask]:
             add_event(session, job, "settled", charged=plain(charged), released=plain(released))
         if status is JobStatus.SETTLING:
             transition(session, job, JobStatus.SUCCEEDED)
+        repo.save_state(session, job)  # its cost and final status, one UPDATE
         if fresh:  # after the final status: the roll-ups count the job as it ended
             add_settled_job(session, job)
         if fresh:

@@ -140,8 +140,9 @@ def settle(
 
     The second call (a redelivered task) finds the settle entry and changes nothing. The job
     row is locked first so that concurrent settlements of one job queue behind each other;
-    a caller that already holds that lock passes the row it locked as ``locked``. The job's
-    cost is set on the row object, written with the caller's next flush of the job.
+    a caller that already holds that lock passes the job it locked as ``locked``. The job's
+    cost is set on the job object: written with the session's next flush when the job is on
+    it, by the caller (:func:`shared.jobs.repository.save_state`) when it is not.
     """
     if actual_cost < 0:
         raise ValidationFailed("actual cost cannot be negative", field="actual_cost")

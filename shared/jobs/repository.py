@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, Update, bindparam, event, func, inspect, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -110,14 +110,14 @@ _STEP_LOCKS = {
     .with_for_update(of=Job)
     for spent in (False, True)
 }
-# Settlement hands the job it locked to the budget, roll-up, webhook and shadow code, which
-# work on the ORM object (and let the session flush it before their own statements).
+# Settlement locks what a step locks and what it tells the job's webhook, with what the job's
+# calls cost.
+_SETTLEMENT_READ = (*_STEP_LOCK, *SETTLEMENT_COLUMNS)
+_SETTLEMENT_KEYS = tuple(column.key for column in _SETTLEMENT_READ)
 _SETTLEMENT_LOCK = (
-    select(Job, _SPENT.label("spent"))
-    .options(load_only(*STATE_COLUMNS, *SETTLEMENT_COLUMNS))
+    select(*_SETTLEMENT_READ, _SPENT.label("spent"))
     .where(Job.id == bindparam("job_id"))
     .with_for_update(of=Job)
-    .execution_options(populate_existing=True)
 )
 
 
@@ -193,10 +193,14 @@ def _update_of(keys: tuple[str, ...]) -> Update:
 
 
 def lock_settling(session: Session, job_id: uuid.UUID) -> tuple[Job, Decimal] | None:
-    """The job on ``session`` (state and what settlement reads), its row locked until the end
-    of the transaction, and what its recorded calls cost, in one statement."""
-    row = session.execute(_SETTLEMENT_LOCK, {"job_id": job_id}).first()
-    return None if row is None else (row[0], Decimal(str(row[1])))
+    """The job's state and what settlement reads, its row locked until the end of the
+    transaction, and what its recorded calls cost, in one statement. As with
+    :func:`lock_state`, the job is on no session: :func:`save_state` writes what settlement
+    changed in it."""
+    row = session.connection().execute(_SETTLEMENT_LOCK, {"job_id": job_id}).first()
+    if row is None:
+        return None
+    return _job_of(_SETTLEMENT_KEYS, row[:-1]), Decimal(str(row[-1]))
 
 
 # -- events ----------------------------------------------------------------------------------
