@@ -21,19 +21,22 @@ after the insights, ``</I>\nS:``, are the suffix):
 - ``delta0``: ``span`` plus the suffix statistics and whole-prompt mean, last-quarter mean
   and min against the same question's level 0 (needs level 0's log-probs at each level);
 - ``delta_only``: level and those differences only; ``suffix_delta``: level, span length,
-  the end marker and suffix mean, each also against level 0;
+  the end marker and suffix mean, each also against level 0; ``end``: level and the end
+  marker's log-prob alone;
 - ``coord``: what the coordinator did (level, insights finished, insight tokens), no log-probs;
   ``coord_delta`` and ``coord_shipped``: that with ``delta_only`` or the shipped list.
 
     python benchmarks/transfer_study.py [SETS] [MODELS]   # comma-separated; models: logreg,
                                                           # mlp16, mlp64x32 (the shipped shape)
+        [--shop FILE --ages FILE]   # other collected files (benchmarks/rescore_executor.py)
+        [--out FILE.jsonl] [--chart FILE.png]   # the lines, and shop gain against ages gain
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -138,6 +141,13 @@ def f_suffix_delta(q: CollectedQuestion, r: LevelResult) -> list[float]:
     return [v[0], v[1], v[10], v[6], v[15], v[11]]
 
 
+def f_end(q: CollectedQuestion, r: LevelResult) -> list[float]:
+    """Level and the end marker's log-prob alone: whether the executor expected the insights
+    to end there."""
+    v = f_span(q, r)
+    return [v[0], v[10]]
+
+
 def f_coord(q: CollectedQuestion, r: LevelResult) -> list[float]:
     """What the coordinator did, not the executor's log-probs: level, finished, tokens."""
     return [float(r.level), float(r.finished), float(r.insight_tokens)]
@@ -158,6 +168,7 @@ FEATURE_SETS: dict[str, Callable[[CollectedQuestion, LevelResult], list[float]]]
     "delta0": f_delta0,
     "delta_only": f_delta_only,
     "suffix_delta": f_suffix_delta,
+    "end": f_end,
     "coord": f_coord,
     "coord_delta": f_coord_delta,
     "coord_shipped": f_coord_shipped,
@@ -233,9 +244,45 @@ def summary(frontier: Frontier) -> dict[str, Any]:
     }
 
 
+def chart(results: dict[str, dict[str, Any]], path: Path, title: str) -> None:
+    """Each combination's gain over the fixed-level mixture on ages against its gain on shop,
+    with the line where ages keeps 70% of the shop gain."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    top = max([0.05] + [r["shop"]["gain"] * 100 for r in results.values()])
+    ax.plot([0, top], [0, 0.7 * top], color="grey", linestyle="--", label="ages keeps 70%")
+    ax.axhline(0, color="black", linewidth=0.6)
+    for name, result in results.items():
+        x, y = result["shop"]["gain"] * 100, result["ages"]["gain"] * 100
+        low, high = (v * 100 for v in result["ages"]["interval"])
+        ax.errorbar(x, y, yerr=[[y - low], [high - y]], fmt="o", capsize=3)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel("shop test: gain over the best fixed-level mixture (points, total FLOPs)")
+    ax.set_ylabel("ages test, not trained on: gain (points, 95% interval)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
-    header, shop = read_collected(DATA / "lab-v2-shop.jsonl")
-    _, ages = read_collected(DATA / "lab-v2-ages.jsonl")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("sets", nargs="?", default=",".join(FEATURE_SETS))
+    parser.add_argument("models", nargs="?", default="logreg,mlp16,mlp64x32")
+    parser.add_argument("--shop", type=Path, default=DATA / "lab-v2-shop.jsonl")
+    parser.add_argument("--ages", type=Path, default=DATA / "lab-v2-ages.jsonl")
+    parser.add_argument("--out", type=Path, default=None, help="Also write the lines here.")
+    parser.add_argument("--chart", type=Path, default=None, help="Draw the gains here.")
+    args = parser.parse_args()
+    results: dict[str, dict[str, Any]] = {}
+    header, shop = read_collected(args.shop)
+    _, ages = read_collected(args.ages)
     train, val, test = (of_split(shop, s) for s in ("train", "validation", "test"))
     ages_test = of_split(ages, "test")
     costs = CostModel.from_header(header)
@@ -243,9 +290,7 @@ def main() -> None:
     metric = costs.metric(settings.cost)
     objective = resolve_objective(val, settings, metric)
     budgets = list(header.levels)
-    sets = sys.argv[1].split(",") if len(sys.argv) > 1 else list(FEATURE_SETS)
-    models = sys.argv[2].split(",") if len(sys.argv) > 2 else ["logreg", "mlp16", "mlp64x32"]
-    for name in sets:
+    for name in args.sets.split(","):
         fn = FEATURE_SETS[name]
         xs = {
             k: matrix(v, fn)
@@ -253,7 +298,7 @@ def main() -> None:
         }
         x, y = rows(train, xs["train"])
         xv, yv = rows(val, xs["val"])
-        for model in models:
+        for model in args.models.split(","):
             if model == "logreg":
                 predict = fit_logreg(x, y)
             elif model == "mlp16":
@@ -277,7 +322,12 @@ def main() -> None:
                 result[dom] = summary(frontier)
             gain_in, gain_out = result["shop"]["gain"], result["ages"]["gain"]
             result["kept"] = None if not gain_in else round(gain_out / gain_in, 3)
+            results[f"{name}/{model}"] = result
             print(f"{name}/{model}", json.dumps(result), flush=True)
+    if args.out is not None:
+        args.out.write_text("".join(json.dumps({"run": k, **v}) + "\n" for k, v in results.items()))
+    if args.chart is not None:
+        chart(results, args.chart, f"{header.executor.model}: {args.shop.name} → {args.ages.name}")
 
 
 if __name__ == "__main__":

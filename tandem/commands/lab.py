@@ -4,8 +4,10 @@ Retraining is reproducible: ``tandem lab data`` writes the same splits and token
 seed, ``tandem lab train --role R`` trains with the fixed plan in ``tandem.lab.configs``, and
 ``tandem lab eval`` measures both on the test split and records the accuracy in the manifests.
 ``--pair`` picks the pair (``v1``, the served one, by default; ``v2`` the fair analogue of the
-paper). ``tandem lab train-pair`` trains both roles one after the other with checkpoints, for a
-run in the background: run it again with the same arguments and it resumes where it stopped.
+paper; ``v3`` v2 with an executor that also learns what sufficient insights look like, beside
+v2's coordinator, so ``train-pair`` trains its executor only). ``tandem lab train-pair``
+trains both roles one after the other with checkpoints, for a run in the background: run it
+again with the same arguments and it resumes where it stopped.
 """
 
 from __future__ import annotations

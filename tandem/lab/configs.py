@@ -73,6 +73,9 @@ class TrainPlan:
     # Executor only: extra copies of the all-insights example per question (copying the
     # coordinator's equations must pay off more than recomputing them).
     extra_full: int = 0
+    # Executor only: examples per question whose insights hold every left-out fact, with the
+    # loss on the insights too (``tandem.lab.corpus``; pair v3).
+    sufficiency: int = 0
     validation_questions: int = 60
     eval_every: int = 100
     seed: int = SEED
@@ -198,4 +201,14 @@ V2 = Pair(
     data_dir=DATA_DIR.parent / "v2" / "data",
 )
 
-PAIRS: dict[str, Pair] = {pair.name: pair for pair in (V1, V2)}
+# v3: v2's worlds, data and coordinator; an executor that also learns what sufficient insights
+# look like (the end marker after a prefix that lacks a fact becomes improbable to it), so its
+# prompt log-probs carry the sufficiency signal in both domains, not only each domain's surface.
+V3 = replace(
+    V2,
+    name="v3",
+    plans={**V2.plans, Role.EXECUTOR: replace(V2.plans[Role.EXECUTOR], sufficiency=1)},
+    models_dir=MODELS_DIR / "v3",
+)
+
+PAIRS: dict[str, Pair] = {pair.name: pair for pair in (V1, V2, V3)}

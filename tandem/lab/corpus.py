@@ -44,6 +44,11 @@ class Example:
     labels: list[int]
 
 
+# Where a domain's insights stop listing facts (``tandem.datasets.worlds``: ``Retrieval``, then
+# the plan).
+PLAN_MARK = "Plan:"
+
+
 def _pair(tokenizer: PreTrainedTokenizerBase, prompt: str, completion: str) -> Example:
     prompt_ids = tokenizer(prompt)["input_ids"]
     completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
@@ -58,6 +63,17 @@ def truncate_ids(tokenizer: PreTrainedTokenizerBase, ids: Sequence[int], budget:
     """The insight text made of the first ``budget`` tokens (all of them for None)."""
     kept = list(ids) if budget is None else list(ids[:budget])
     return str(tokenizer.decode(kept, skip_special_tokens=True)).strip()
+
+
+def facts_budget(tokenizer: PreTrainedTokenizerBase, ids: Sequence[int], insights: str) -> int:
+    """The fewest insight tokens whose text holds every fact before the plan (0: none needed)."""
+    facts = insights.split(PLAN_MARK, 1)[0].strip()
+    if not facts:
+        return 0
+    return next(
+        (n for n in range(1, len(ids) + 1) if truncate_ids(tokenizer, ids, n).startswith(facts)),
+        len(ids),
+    )
 
 
 def coordinator_examples(
@@ -80,6 +96,7 @@ def executor_examples(
     random_prefixes: int,
     seed: int,
     extra_full: int = 0,
+    sufficiency: int = 0,
 ) -> list[Example]:
     rng = random.Random(seed)
     examples = []
@@ -88,8 +105,17 @@ def executor_examples(
         budgets: list[int | None] = [0, None]
         budgets += [rng.randint(1, max(1, len(ids) - 1)) for _ in range(random_prefixes)]
         budgets += [None] * extra_full
+        needed = facts_budget(tokenizer, ids, record.insights) if sufficiency else 0
+        for _ in range(sufficiency):
+            # Half of them end right after the facts, where a level's budget ends when it suffices.
+            budgets.append(needed if rng.random() < 0.5 else rng.randint(needed, len(ids)))
         for budget in budgets:
             prefix = truncate_ids(tokenizer, ids, budget)
+            if sufficiency and (budget is None or budget >= needed):
+                insights = f"{insights_text(prefix)}{INSIGHT_END}\nS:"
+                completion = insights + solution_text(record.solution)
+                examples.append(_pair(tokenizer, insight_prompt(record.question), completion))
+                continue
             examples.append(
                 _pair(
                     tokenizer,
@@ -107,10 +133,11 @@ def role_examples(
     random_prefixes: int,
     seed: int,
     extra_full: int = 0,
+    sufficiency: int = 0,
 ) -> list[Example]:
     if role is Role.COORDINATOR:
         return coordinator_examples(tokenizer, records)
-    return executor_examples(tokenizer, records, random_prefixes, seed, extra_full)
+    return executor_examples(tokenizer, records, random_prefixes, seed, extra_full, sufficiency)
 
 
 def corpus_digest(examples: Iterable[Example]) -> str:

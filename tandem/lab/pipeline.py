@@ -83,6 +83,7 @@ def train_role(
         plan.random_prefixes,
         plan.seed,
         plan.extra_full,
+        plan.sufficiency,
     )
     validation_examples = role_examples(
         role,
@@ -92,6 +93,7 @@ def train_role(
         ),
         plan.random_prefixes,
         plan.seed + 1,
+        sufficiency=plan.sufficiency,
     )
     architecture = dataclasses.replace(pair.architectures[role], **(architecture_overrides or {}))
     config = architecture.llama_config(

@@ -130,8 +130,10 @@ def test_collected_rows_are_what_the_served_pair_writes(
 # Another CPU sums in another order: log-probs and the features from them may move in their
 # last digits (the file keeps five decimals), while every text, token count and label must not.
 # Another CPU (or thread count, or reduced-precision kernels where the CPU has them) sums in
-# another order: log-probs were seen up to 1.3% (0.056) apart between two machines.
-FLOAT_REL, FLOAT_ABS = 3e-2, 1e-2
+# another order: log-probs were seen up to 1.3% (0.056) apart between two machines, and up to
+# 0.14 nats (10% of -1.42) on an AVX2-only machine against the one that collected the file, with
+# every text, token count and grade the same. A changed model or prompt moves them by nats.
+FLOAT_REL, FLOAT_ABS = 3e-2, 0.3
 
 
 def assert_same_row(actual: object, expected: object, where: str) -> None:

@@ -10,7 +10,7 @@ from transformers import LlamaForCausalLM
 
 from tandem.commands.lab import data_write
 from tandem.datasets import Split
-from tandem.lab.configs import DOMAINS, MODELS_DIR, PAIRS, V1, V2, Role
+from tandem.lab.configs import DOMAINS, MODELS_DIR, PAIRS, V1, V2, V3, Role
 from tandem.lab.corpus import LAB_PRESET, load_split, split_path
 
 
@@ -20,11 +20,22 @@ def parameters(role: Role, vocab_size: int) -> int:
 
 
 def test_v1_is_the_served_pair_and_v2_lives_beside_it():
-    assert PAIRS == {"v1": V1, "v2": V2}
+    assert PAIRS == {"v1": V1, "v2": V2, "v3": V3}
     assert V1.domains == DOMAINS and V1.models_dir == MODELS_DIR
     assert V2.models_dir == MODELS_DIR / "v2"
     assert V2.checkpoints_dir == MODELS_DIR / "v2" / "checkpoints"
     assert V2.data_dir != V1.data_dir
+
+
+def test_v3_is_v2_with_an_executor_taught_what_suffices():
+    assert V3.data_dir == V2.data_dir and V3.domains == V2.domains
+    assert V3.architectures == V2.architectures
+    assert V3.plans[Role.COORDINATOR] == V2.plans[Role.COORDINATOR]
+    executor = V3.plans[Role.EXECUTOR]
+    assert executor.sufficiency == 1 and V2.plans[Role.EXECUTOR].sufficiency == 0
+    assert dataclasses.replace(executor, sufficiency=0) == V2.plans[Role.EXECUTOR]
+    # v3 serves v2's coordinator, not a copy of it.
+    assert (V3.models_dir / "coordinator").resolve() == (V2.models_dir / "coordinator").resolve()
 
 
 @pytest.mark.parametrize("vocab_size", [800, 920, 1024])
