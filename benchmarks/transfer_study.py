@@ -30,6 +30,7 @@ after the insights, ``</I>\nS:``, are the suffix):
                                                           # mlp16, mlp64x32 (the shipped shape)
         [--shop FILE --ages FILE]   # other collected files (benchmarks/rescore_executor.py)
         [--out FILE.jsonl] [--chart FILE.png]   # the lines, and shop gain against ages gain
+        [--margin]   # each threshold moved to the middle of the validation gap below it
 """
 
 from __future__ import annotations
@@ -244,6 +245,16 @@ def summary(frontier: Frontier) -> dict[str, Any]:
     }
 
 
+def with_margin(thresholds: Sequence[float], val_scores: np.ndarray) -> list[float]:
+    """Each level's threshold moved down to the middle of the gap below it in that level's
+    validation scores: the same decisions on validation, a margin for scores that shift."""
+    out = []
+    for level, threshold in enumerate(thresholds):
+        below = val_scores[:, level][val_scores[:, level] < threshold]
+        out.append(float((threshold + below.max()) / 2) if below.size else float(threshold))
+    return out
+
+
 def chart(results: dict[str, dict[str, Any]], path: Path, title: str) -> None:
     """Each combination's gain over the fixed-level mixture on ages against its gain on shop,
     with the line where ages keeps 70% of the shop gain."""
@@ -279,6 +290,9 @@ def main() -> None:
     parser.add_argument("--ages", type=Path, default=DATA / "lab-v2-ages.jsonl")
     parser.add_argument("--out", type=Path, default=None, help="Also write the lines here.")
     parser.add_argument("--chart", type=Path, default=None, help="Draw the gains here.")
+    parser.add_argument(
+        "--margin", action="store_true", help="Thresholds in the middle of the gap below them."
+    )
     args = parser.parse_args()
     results: dict[str, dict[str, Any]] = {}
     header, shop = read_collected(args.shop)
@@ -307,8 +321,9 @@ def main() -> None:
                 predict = fit_mlp(x, y, xv, yv, (64, 32))
             s = {k: scores(predict, v) for k, v in xs.items()}
             fit = fit_thresholds(level_table(val, s["val"], metric), objective)
-            rule = positional(budgets, fit.thresholds)
-            result: dict[str, Any] = {"thresholds": [round(t, 4) for t in fit.thresholds]}
+            thresholds = with_margin(fit.thresholds, s["val"]) if args.margin else fit.thresholds
+            rule = positional(budgets, thresholds)
+            result: dict[str, Any] = {"thresholds": [round(t, 4) for t in thresholds]}
             for dom, questions in (("shop", test), ("ages", ages_test)):
                 frontier = compute_frontier(
                     questions,
