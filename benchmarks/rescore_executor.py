@@ -23,6 +23,7 @@ import json
 import math
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,83 +31,105 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from shared.prompts.lab import executor_prompt  # noqa: E402
-from tandem.classifier.collected import read_collected  # noqa: E402
+from tandem.classifier.collected import (  # noqa: E402
+    Answer,
+    CollectedQuestion,
+    EngineSpec,
+    LevelResult,
+    read_collected,
+)
 from tandem.classifier.questions import grade_output  # noqa: E402
 from tandem.datasets import Split, TaskRecord  # noqa: E402
-from tandem.lab.inference import LabModel  # noqa: E402
+from tandem.lab.inference import Generation, LabModel  # noqa: E402
 
 
-def _record(question: dict[str, Any]) -> TaskRecord:
+def _record(question: CollectedQuestion) -> TaskRecord:
+    """What grading needs of a collected question."""
     return TaskRecord(
-        id=question["id"],
-        domain=question["domain"],
-        split=Split(question["split"]),
-        question=question["question"],
-        reference=question["reference"],
+        id=question.id,
+        domain=question.domain,
+        split=Split(question.split),
+        question=question.question,
+        reference=question.reference,
         solution="",
         insights="",
-        grader=question["grader"],
+        grader=question.grader,
+    )
+
+
+def _answer(question: CollectedQuestion, old: Answer, given: Generation) -> Answer:
+    extracted, right = grade_output(_record(question), given.text)
+    return replace(
+        old,
+        text=given.text,
+        answer=extracted,
+        correct=right,
+        call=replace(old.call, generated_tokens=given.tokens),
+        mean_logprob=given.mean_logprob,
+        finish_reason="eos_token" if given.finished else "length",
     )
 
 
 def rescore(
     source: Path, out: Path, executor: Path, model_id: str, limit: int | None, batch: int
 ) -> dict[str, Any]:
-    lines = source.read_text().splitlines()
-    header = json.loads(lines[0])
-    questions = [json.loads(line) for line in lines[1:]][:limit]
+    header, questions = read_collected(source)
+    questions = questions[:limit]
     lab = LabModel.load(executor)
-    prompts = sorted(
-        {
-            executor_prompt(q["question"], q["insights"][: level["insight_chars"]])
-            for q in questions
-            for level in q["levels"]
-        }
-    )
+    prompt_of = {
+        (q.id, r.level): executor_prompt(q.question, q.insights_at(r.level))
+        for q in questions
+        for r in q.levels
+    }
+    prompts = sorted(set(prompt_of.values()))
     started = time.process_time()
     logprobs = dict(zip(prompts, lab.prompt_logprobs(prompts, batch), strict=True))
-    generated = lab.generate(prompts, header["answer_tokens"], batch_size=batch, logprobs=True)
+    generated = lab.generate(prompts, header.answer_tokens, batch_size=batch, logprobs=True)
     answers = dict(zip(prompts, generated, strict=True))
-    old_logprobs: list[float] = []
-    agree = graded = 0
+    changes: list[float] = []  # |new - collected| per prompt token
+    replayed: list[CollectedQuestion] = []
     for q in questions:
-        record = _record(q)
-        for level in q["levels"]:
-            prompt = executor_prompt(q["question"], q["insights"][: level["insight_chars"]])
+        levels: list[LevelResult] = []
+        for r in q.levels:
+            prompt = prompt_of[(q.id, r.level)]
             new = logprobs[prompt]
-            old_logprobs += [
+            changes += [
                 abs(a - b)
-                for a, b in zip(level["logprobs"], new, strict=False)
+                for a, b in zip(r.logprobs, new, strict=False)
                 if a is not None and b is not None and math.isfinite(a)
             ]
-            level["logprobs"] = new
-            given = answers[prompt]
-            extracted, right = grade_output(record, given.text)
-            agree += int(right == level["answer"]["correct"])
-            graded += 1
-            level["answer"].update(
-                text=given.text,
-                answer=extracted,
-                correct=right,
-                generated_tokens=given.tokens,
-                mean_logprob=given.mean_logprob,
-                finish_reason="eos_token" if given.finished else "length",
+            levels.append(
+                replace(r, logprobs=tuple(new), answer=_answer(q, r.answer, answers[prompt]))
             )
-    for role in ("executor", "scorer"):
-        header[role].update(model=model_id, served_model=model_id, url=f"in-process:{executor}")
-        header[role]["parameters"] = lab.parameters
-    header["source"] = f"{header.get('source')} (executor replayed in process)"
-    out.write_text("".join(json.dumps(x) + "\n" for x in [header, *questions]))
-    read_collected(out)  # the result must be a file the classifier commands accept
+        replayed.append(replace(q, levels=tuple(levels)))
+
+    def served_here(spec: EngineSpec) -> EngineSpec:
+        where = f"in-process:{executor}"
+        return replace(
+            spec, model=model_id, served_model=model_id, url=where, parameters=lab.parameters
+        )
+
+    header = replace(
+        header,
+        executor=served_here(header.executor),
+        scorer=served_here(header.scorer),
+        source=f"{header.source} (executor replayed in process)",
+    )
+    out.write_text(header.to_json_line() + "".join(q.to_json_line() for q in replayed))
+    pairs = [
+        (r.answer.correct, n.answer.correct)
+        for q, m in zip(questions, replayed, strict=True)
+        for r, n in zip(q.levels, m.levels, strict=True)
+    ]
     return {
-        "questions": len(questions),
+        "questions": len(replayed),
         "prompts": len(prompts),
         "cpu_s": round(time.process_time() - started, 1),
-        "max_abs_logprob_change": round(max(old_logprobs, default=0.0), 5),
-        "grades_unchanged": round(agree / max(graded, 1), 4),
+        "max_abs_logprob_change": round(max(changes, default=0.0), 5),
+        "grades_unchanged": round(sum(a == b for a, b in pairs) / max(len(pairs), 1), 4),
         "accuracy_by_level": [
-            round(sum(q["levels"][k]["answer"]["correct"] for q in questions) / len(questions), 4)
-            for k in range(len(questions[0]["levels"]))
+            round(sum(q.levels[k].answer.correct for q in replayed) / len(replayed), 4)
+            for k in range(len(replayed[0].levels))
         ],
     }
 

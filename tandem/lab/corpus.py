@@ -65,6 +65,14 @@ def truncate_ids(tokenizer: PreTrainedTokenizerBase, ids: Sequence[int], budget:
     return str(tokenizer.decode(kept, skip_special_tokens=True)).strip()
 
 
+def _taught_insights(
+    tokenizer: PreTrainedTokenizerBase, record: TaskRecord, insights: str
+) -> Example:
+    """``insights``, the end marker and the solution after the insight prompt, all with loss."""
+    completion = f"{insights_text(insights)}{INSIGHT_END}\nS:" + solution_text(record.solution)
+    return _pair(tokenizer, insight_prompt(record.question), completion)
+
+
 def facts_budget(tokenizer: PreTrainedTokenizerBase, ids: Sequence[int], insights: str) -> int:
     """The fewest insight tokens whose text holds every fact before the plan (0: none needed)."""
     facts = insights.split(PLAN_MARK, 1)[0].strip()
@@ -81,9 +89,7 @@ def coordinator_examples(
 ) -> list[Example]:
     examples = []
     for record in records:
-        insights = f"{insights_text(record.insights)}{INSIGHT_END}\nS:"
-        completion = insights + solution_text(record.solution)
-        examples.append(_pair(tokenizer, insight_prompt(record.question), completion))
+        examples.append(_taught_insights(tokenizer, record, record.insights))
         examples.append(
             _pair(tokenizer, executor_prompt(record.question), solution_text(record.solution))
         )
@@ -112,17 +118,10 @@ def executor_examples(
         for budget in budgets:
             prefix = truncate_ids(tokenizer, ids, budget)
             if sufficiency and (budget is None or budget >= needed):
-                insights = f"{insights_text(prefix)}{INSIGHT_END}\nS:"
-                completion = insights + solution_text(record.solution)
-                examples.append(_pair(tokenizer, insight_prompt(record.question), completion))
-                continue
-            examples.append(
-                _pair(
-                    tokenizer,
-                    executor_prompt(record.question, prefix),
-                    solution_text(record.solution),
-                )
-            )
+                examples.append(_taught_insights(tokenizer, record, prefix))
+            else:
+                prompt = executor_prompt(record.question, prefix)
+                examples.append(_pair(tokenizer, prompt, solution_text(record.solution)))
     return examples
 
 

@@ -119,7 +119,7 @@ class LabModel:
                 kept = new if cut is None else new[:cut]
                 billed = new[: len(kept) + (cut is not None)]
                 text = str(self.tokenizer.decode(kept, skip_special_tokens=True))
-                values = tuple(float(steps[k][row, t]) for k, t in enumerate(billed) if steps)
+                values = tuple(float(steps[k][row, t]) for k, t in enumerate(billed) if logprobs)
                 results[index] = Generation(kept, text, cut is not None, values)
         return [results[i] for i in range(len(prompts))]
 
