@@ -10,14 +10,15 @@ fixed levels at equal total FLOPs with its paired bootstrap 95% interval, the be
 over the λ-fitted threshold rules, per-level AUROC, and ``kept`` = ages gain / shop gain (the
 target: >= 0.7, with a shop gain >= +5 points whose interval is above 0).
 
-The feature sets, computed from the collected prompt log-probs (the span ones split each prompt
-at the point where it leaves level 0's prompt, i.e. where the insights begin; the last tokens
-after the insights, ``</I>\nS:``, are the suffix):
+The feature sets, computed from the collected prompt log-probs (the span ones as the scorer
+does: the insights begin where level 0's prompt has its end marker, and the marker and what
+follows it, ``</I>\nS:``, are the suffix):
 
 - ``shipped15``: :func:`shared.features.features`, the shipped list;
 - ``no_scale``: that list without ``perplexity`` and ``seq_length``;
-- ``span``: level, insight-span length, mean/min/max/std over the insight span and the suffix,
-  the end marker's log-prob;
+- ``span``: the served ``insight-span`` set (:data:`shared.features.SPAN_FEATURE_NAMES`):
+  level, insight-span length, mean/min/max/std over the insight span and the suffix, the end
+  marker's log-prob;
 - ``delta0``: ``span`` plus the suffix statistics and whole-prompt mean, last-quarter mean
   and min against the same question's level 0 (needs level 0's log-probs at each level);
 - ``delta_only``: level and those differences only; ``suffix_delta``: level, span length,
@@ -37,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,55 +45,29 @@ from typing import Any
 import numpy as np
 
 from shared.classifier.rules import positional
-from shared.features import FEATURE_NAMES, features
+from shared.features import FEATURE_NAMES, INSIGHT_SPAN, features
 from tandem.classifier import train
 from tandem.classifier.calibrate import CalibrationSettings, resolve_objective
-from tandem.classifier.collected import CollectedQuestion, LevelResult, of_split, read_collected
+from tandem.classifier.collected import (
+    SUFFIX_TOKENS,
+    CollectedQuestion,
+    Featurizer,
+    LevelResult,
+    of_split,
+    read_collected,
+)
 from tandem.classifier.frontier import SHIPPED, Frontier, compute_frontier
 from tandem.classifier.policies import CostModel
 from tandem.classifier.thresholds import fit_thresholds, level_table
 
 DATA = Path(__file__).resolve().parents[1] / "models" / "classifier" / "data"
-# A prefix shared with level 0 has the same log-probs (a causal model), up to the float
-# differences of a cached against a computed prefix.
-TOL = 1e-3
-SUFFIX = 4  # ``</I>\nS:`` in the lab layout, when no level's prompt differs from level 0's
-
-
-def _clean(values: Sequence[float | None]) -> np.ndarray:
-    return np.array([v if v is not None and math.isfinite(v) else np.nan for v in values])
-
-
-def split_point(question: CollectedQuestion) -> tuple[int, int]:
-    """(tokens before the insights, tokens after them) from level 0 against level 1."""
-    zero = _clean(question.levels[0].logprobs)
-    other = next(
-        (_clean(r.logprobs) for r in question.levels[1:] if len(r.logprobs) != len(zero)), None
-    )
-    if other is None:
-        return len(zero) - SUFFIX, SUFFIX
-    p = 1
-    while p < min(len(zero), len(other)) and abs(zero[p] - other[p]) < TOL:
-        p += 1
-    return p, len(zero) - p
-
-
-def _stats(values: np.ndarray) -> list[float]:
-    v = values[np.isfinite(values)]
-    if v.size == 0:
-        return [0.0, 0.0, 0.0, 0.0]
-    return [float(v.mean()), float(v.min()), float(v.max()), float(v.std())]
-
-
-def spans(question: CollectedQuestion, result: LevelResult) -> dict[str, np.ndarray]:
-    p, s = split_point(question)
-    lp = _clean(result.logprobs)
-    n = len(lp)
-    return {"question": lp[1:p], "insights": lp[p : n - s], "suffix": lp[n - s :]}
+# The lab layout's insight span, found in collected files as the scorer finds it in prompts.
+SPAN = Featurizer(INSIGHT_SPAN, SUFFIX_TOKENS["lab-v1"])
+SHIPPED_SET = Featurizer()
 
 
 def f_shipped(q: CollectedQuestion, r: LevelResult) -> list[float]:
-    return r.features()
+    return SHIPPED_SET.vector(q, r.level)
 
 
 DROP = {"perplexity", "seq_length"}
@@ -101,21 +75,13 @@ KEEP = [i for i, name in enumerate(FEATURE_NAMES) if name not in DROP]
 
 
 def f_no_scale(q: CollectedQuestion, r: LevelResult) -> list[float]:
-    v = r.features()
+    v = f_shipped(q, r)
     return [v[i] for i in KEEP]
 
 
 def f_span(q: CollectedQuestion, r: LevelResult) -> list[float]:
-    parts = spans(q, r)
-    suffix = parts["suffix"]
-    first = float(suffix[0]) if suffix.size and np.isfinite(suffix[0]) else 0.0
-    return [
-        float(r.level),
-        float(parts["insights"].size),
-        *_stats(parts["insights"]),
-        *_stats(suffix),
-        first,
-    ]
+    """The ``insight-span`` feature set the scorer serves."""
+    return SPAN.vector(q, r.level)
 
 
 def f_delta0(q: CollectedQuestion, r: LevelResult) -> list[float]:
@@ -159,7 +125,7 @@ def f_coord_delta(q: CollectedQuestion, r: LevelResult) -> list[float]:
 
 
 def f_coord_shipped(q: CollectedQuestion, r: LevelResult) -> list[float]:
-    return [float(r.finished), *r.features()]
+    return [float(r.finished), *f_shipped(q, r)]
 
 
 FEATURE_SETS: dict[str, Callable[[CollectedQuestion, LevelResult], list[float]]] = {

@@ -1,10 +1,10 @@
 """Scorer: executor prompt log-probs → features → ONNX classifier → stop or go on.
 
 One forward pass of the executor model over exactly the prompt the executor would answer
-(question + insights so far) gives the log-probs; :func:`shared.features.features` turns them
-into the vector the classifier was trained on. The active version's own stop rule decides
-(:func:`shared.classifier.rules.decide_with`: the paper's thresholds or the cost-aware
-lookahead). Every score, threshold and decision goes into
+(question + insights so far) gives the log-probs; the active version's feature set
+(:mod:`shared.features`) turns them into the vector the classifier was trained on. The
+version's own stop rule decides (:func:`shared.classifier.rules.decide_with`: the paper's
+thresholds or the cost-aware lookahead). Every score, threshold and decision goes into
 ``jobs.scores`` and the event table; the scoring pass is a recorded, charged model call.
 """
 
@@ -26,13 +26,13 @@ from shared.costs import Plan, worst_case_cost
 from shared.db.models import Job, JobStatus, Policy, Role
 from shared.engines.base import EngineClient, Generation
 from shared.engines.config import EngineConfig
-from shared.features import features
+from shared.features import InsightSpan, insight_end
 from shared.jobs.flow import NextTask
 from shared.jobs.service import enter_execution
 from shared.jobs.states import add_event, transition
 from shared.jobs.steps import Step, run
 from shared.prices import configured_profiles, job_profiles
-from shared.prompts import executor_prompt, family_of, template_overhead_tokens
+from shared.prompts import end_of_insights, executor_prompt, family_of, template_overhead_tokens
 from shared.tasks import TaskName
 
 _runtime: ClassifierRuntime | None = None
@@ -123,7 +123,12 @@ class Score(Step[Generation]):
     ) -> None:
         assert self.classifier is not None
         level, classifier = self.target, self.classifier
-        vector = features([t.logprob for t in result.prompt_logprobs], level, job.insight_tokens)
+        span = (
+            insight_span(job, level, result, config) if classifier.feature_set.uses_span else None
+        )
+        vector = classifier.feature_set.vector(
+            [t.logprob for t in result.prompt_logprobs], level, job.insight_tokens, span
+        )
         value = classifier.score(vector)
         rule = classifier.rule_for(job.levels)
         previous = [float(s["score"]) for s in job.scores if s["level"] < level]
@@ -149,6 +154,8 @@ class Score(Step[Generation]):
             "classifier_version": classifier.version,
             "decision": "stop" if decision.stop else "continue",
         }
+        if span is not None:
+            entry["insights_start"] = span.start
         job.scores = [*job.scores, entry]
         job.classifier_version = classifier.version
         job.thresholds = list(classifier.thresholds)
@@ -159,6 +166,16 @@ class Score(Step[Generation]):
             _apply_stop(session, job, decision)
         else:
             transition(session, job, JobStatus.COORDINATING, level=level + 1)
+
+
+def insight_span(job: Job, level: int, result: Generation, config: EngineConfig) -> InsightSpan:
+    """Where this level's insights lie among the scored prompt's tokens: up to the end
+    marker, found by its text; from where level 0's prompt (which has no insights) had it,
+    recorded with level 0's score."""
+    texts = [t.text for t in result.prompt_logprobs]
+    end = insight_end(texts, end_of_insights(family_of(config.profile.name)))
+    start = next((int(s["insights_start"]) for s in job.scores if s["level"] == 0), end)
+    return InsightSpan(end if level == 0 else start, end)
 
 
 def score(job_id: uuid.UUID | str, level: int) -> list[NextTask]:

@@ -7,9 +7,9 @@ a version is built only once. With no active row the model shipped in the repo i
 pipeline runs from day one. The ONNX file carries its feature list, version, level schedule
 (``levels``: the insight-token budgets it was calibrated on), thresholds and stop rule
 (:mod:`shared.classifier.rules`) as metadata; a file from before schedules were stored takes its
-schedule from its card (the collected file's header it was trained on). A file whose feature
-list differs from :data:`shared.features.FEATURE_NAMES` is refused rather than fed the wrong
-columns.
+schedule from its card (the collected file's header it was trained on). Its feature list names
+the feature set the scorer computes for it (:func:`shared.features.feature_set_for`); a list no
+set computes is refused rather than fed the wrong columns.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from shared.classifier.rules import (
 )
 from shared.db.models import ClassifierModel
 from shared.errors import ConfigurationError
-from shared.features import FEATURE_NAMES
+from shared.features import FeatureSet, UnknownFeatures, feature_set_for
 from shared.shipped_models import DEFAULT_MODEL_PATH, LAB_MODEL_PATH, ROOT, SIM_MODEL_PATH
 
 __all__ = [  # the shipped files' paths are re-exported: serving code names them from here
@@ -172,6 +172,7 @@ class LoadedClassifier:
     version: str
     served: Served
     session: Any  # onnxruntime.InferenceSession
+    feature_set: FeatureSet
 
     @property
     def thresholds(self) -> tuple[float, ...]:
@@ -195,12 +196,11 @@ class LoadedClassifier:
 def _load(path: Path, version: str, served: Served) -> LoadedClassifier:
     session = _session(path)  # one session both declares the metadata and serves
     meta = _declared(path, session)
-    if meta.feature_names != FEATURE_NAMES:
-        raise ConfigurationError(
-            f"classifier {version} was trained on features {list(meta.feature_names)}, the "
-            f"scorer computes {list(FEATURE_NAMES)}; retrain it with tandem.classifier.train"
-        )
-    return LoadedClassifier(version, served, session)
+    try:
+        feature_set = feature_set_for(meta.feature_names)
+    except UnknownFeatures as error:
+        raise ConfigurationError(f"classifier {version}: {error}") from error
+    return LoadedClassifier(version, served, session, feature_set)
 
 
 @dataclass(frozen=True)

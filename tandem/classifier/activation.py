@@ -18,7 +18,7 @@ from shared.classifier import repository as repo
 from shared.classifier.runtime import sha256_of
 from shared.db.models import ClassifierModel
 from shared.errors import NotFoundError, ValidationFailed
-from shared.features import FEATURE_NAMES
+from shared.features import UnknownFeatures, feature_set_for
 from tandem.classifier.model_files import read_card
 
 # Card sections recorded as the version's metrics.
@@ -33,12 +33,10 @@ def metrics_of(model: Path) -> dict[str, Any]:
 def activate_model(session: Session, model: Path, version: str | None = None) -> ClassifierModel:
     """Register ``model`` (unless this exact file is already that version) and activate it."""
     meta = read_metadata(model)
-    if meta.feature_names != FEATURE_NAMES:
-        raise ValidationFailed(
-            f"{model} was trained on features {list(meta.feature_names)}; the scorer computes "
-            f"{list(FEATURE_NAMES)}: retrain it with `tandem classifier train`",
-            field="model",
-        )
+    try:
+        feature_set_for(meta.feature_names)
+    except UnknownFeatures as error:
+        raise ValidationFailed(f"{model}: {error}", field="model") from error
     name = version or meta.version
     existing = repo.by_version(session, name)
     if existing is not None:

@@ -88,7 +88,7 @@ def calibrate_model(
         raise ValueError(f"{collected} has no validation questions to calibrate on")
     cost = CostModel.from_header(header).metric(settings.cost)
     objective = resolve_objective(validation, settings, cost)
-    scores = score_questions(model, validation)
+    scores = score_questions(model, validation, header)
     table = level_table(validation, scores, cost)
     calibration = fit_thresholds(table, objective, per_level=per_level, progress=progress)
     set_thresholds(model, calibration.thresholds)

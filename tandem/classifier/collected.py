@@ -10,8 +10,8 @@ with, per level of the schedule:
   ``insight_chars`` (the question's ``insights`` cut there are this level's insights) and
   ``finished`` (the insights were complete at this level);
 - ``scoring``: the scorer's forward pass over the executor prompt, and its prompt ``logprobs``
-  (features are computed from them when read, by :func:`shared.features.features`, so a file
-  outlives a change of the feature list);
+  (features are computed from them when read, by the feature set a model names
+  (:mod:`shared.features`), so a file outlives a change of the feature list);
 - ``answer``: the executor's answer at this level: text, extracted answer, ``correct``, token
   counts and its mean generated-token log-prob (the cascade baseline's confidence);
 
@@ -31,9 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from shared.engines.base import ModelProfile
-from shared.features import features
+from shared.features import PROMPT_STATS, FeatureSet, InsightSpan
 
 FORMAT = "tandem-classifier-collect/1"
+# Tokens from the end-of-insights marker to the end of the executor prompt, per prompt layout
+# whose insight span the features can find in a collected file: the lab layout's ``</I>\nS:``
+# is four tokens of its tokenizer (a test checks this against the served engine, which finds
+# the marker by its text).
+SUFFIX_TOKENS = {"lab-v1": 4}
 HEADER, QUESTION = "header", "question"
 
 
@@ -207,10 +212,6 @@ class LevelResult:
     logprobs: tuple[float | None, ...]
     answer: Answer
 
-    def features(self) -> list[float]:
-        """The scorer's feature vector at this level (the serving function itself)."""
-        return features(self.logprobs, self.level, self.insight_tokens)
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "level": self.level,
@@ -263,6 +264,13 @@ class CollectedQuestion:
     def insights_at(self, level: int) -> str:
         return self.insights[: self.levels[level].insight_chars]
 
+    def span_at(self, level: int, suffix_tokens: int) -> InsightSpan:
+        """Where level ``level``'s insights lie in its prompt: they start where level 0's
+        prompt has its end marker (level 0 has no insights) and end at this prompt's marker,
+        ``suffix_tokens`` from its end. The scorer finds the same span by the marker's text."""
+        start = len(self.levels[0].logprobs) - suffix_tokens
+        return InsightSpan(start, len(self.levels[level].logprobs) - suffix_tokens)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": QUESTION,
@@ -296,6 +304,43 @@ class CollectedQuestion:
             levels=tuple(LevelResult.from_dict(level) for level in data["levels"]),
             coordinator_alone=None if alone is None else Answer.from_dict(alone),
         )
+
+
+@dataclass(frozen=True)
+class Featurizer:
+    """A feature set applied to collected questions, as the scorer applies it to prompts."""
+
+    feature_set: FeatureSet = PROMPT_STATS
+    suffix_tokens: int = 0  # the layout's, for a set that reads the insight span
+
+    @classmethod
+    def of(cls, feature_set: FeatureSet, header: CollectHeader) -> Featurizer:
+        """``feature_set`` on files collected like ``header``, or ValueError when their
+        prompts do not tell where the insights lie."""
+        if not feature_set.uses_span:
+            return cls(feature_set)
+        suffix = SUFFIX_TOKENS.get(header.prompt_version)
+        if suffix is None:
+            raise ValueError(
+                f"the {feature_set.name} features need a prompt layout whose insight span is "
+                f"known ({', '.join(SUFFIX_TOKENS)}), not {header.prompt_version}"
+            )
+        if not header.levels or header.levels[0] != 0:
+            raise ValueError(
+                f"the {feature_set.name} features need a schedule that starts at 0 insight "
+                f"tokens (the insights begin where level 0's prompt has its end marker), not "
+                f"{list(header.levels)}"
+            )
+        return cls(feature_set, suffix)
+
+    def vector(self, question: CollectedQuestion, level: int) -> list[float]:
+        result = question.levels[level]
+        span = question.span_at(level, self.suffix_tokens) if self.feature_set.uses_span else None
+        return self.feature_set.vector(result.logprobs, result.level, result.insight_tokens, span)
+
+    def vectors(self, question: CollectedQuestion) -> list[list[float]]:
+        """The feature vector at every level."""
+        return [self.vector(question, level) for level in range(len(question.levels))]
 
 
 def _lines(path: Path) -> Iterable[dict[str, Any]]:
@@ -362,7 +407,9 @@ def validation_questions(
 
 
 def training_rows(
-    questions: Sequence[CollectedQuestion], validation_percent: int = 20
+    questions: Sequence[CollectedQuestion],
+    validation_percent: int = 20,
+    featurizer: Featurizer = Featurizer(),
 ) -> list[dict[str, Any]]:
     """Rows for :func:`tandem.classifier.train.train`, one per (question, reachable level)."""
     has_validation = any(q.split == "validation" for q in questions)
@@ -376,7 +423,7 @@ def training_rows(
                 {
                     "question_id": question.id,
                     "level": result.level,
-                    "features": result.features(),
+                    "features": featurizer.vector(question, result.level),
                     "label": int(result.answer.correct),
                     "split": split,
                 }

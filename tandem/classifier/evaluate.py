@@ -54,7 +54,7 @@ from tandem.classifier.policies import (
     tandem,
 )
 from tandem.classifier.questions import prompt_domain
-from tandem.classifier.scoring import score_questions
+from tandem.classifier.scoring import model_featurizer, score_questions
 from tandem.classifier.thresholds import fit_cascade
 
 COORDINATOR_ALONE = "coordinator alone"
@@ -307,9 +307,10 @@ def evaluate_model(model: Path, collected: Path, results_dir: Path) -> Evaluatio
             )
         )
 
-    scores = score_questions(model, test)
+    scores = score_questions(model, test, header)
     rule = version_rule(metadata, header.levels)
-    outcomes = [tandem(q, scores[i], rule) for i, q in enumerate(test)]
+    featurizer = model_featurizer(model, header)
+    outcomes = [tandem(q, scores[i], rule, featurizer.vectors(q)) for i, q in enumerate(test)]
     rows.append(
         summarise(
             TANDEM,
@@ -357,11 +358,12 @@ def evaluate_model(model: Path, collected: Path, results_dir: Path) -> Evaluatio
         test,
         validation,
         scores,
-        score_questions(model, validation),
+        score_questions(model, validation, header),
         rule,
         costs,
         train=train_questions(questions),
         fit_measure=settings.cost,
+        featurizer=featurizer,
     )
     write_frontier(frontier, results_dir, f"{metadata.version} on {collected.name}")
     tandem_row = evaluation.row(TANDEM)

@@ -37,13 +37,12 @@ from typing import Any
 import numpy as np
 
 from shared.classifier.rules import LookaheadRule, StopRule, ThresholdRule, positional
-from shared.features import FEATURE_NAMES
 from tandem.classifier.calibrate import (
     CalibrationSettings,
     has_coordinator_alone,
     resolve_objective,
 )
-from tandem.classifier.collected import CollectedQuestion
+from tandem.classifier.collected import CollectedQuestion, Featurizer
 from tandem.classifier.lookahead import sweep_lookahead
 from tandem.classifier.policies import (
     CostModel,
@@ -153,8 +152,10 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     return float(total / (positives * negatives))
 
 
-def _features(questions: Sequence[CollectedQuestion], level: int) -> np.ndarray:
-    return np.array([q.levels[level].features() for q in questions], dtype=np.float64)
+def _features(
+    questions: Sequence[CollectedQuestion], level: int, featurizer: Featurizer
+) -> np.ndarray:
+    return np.array([featurizer.vector(q, level) for q in questions], dtype=np.float64)
 
 
 def _labels(questions: Sequence[CollectedQuestion], level: int) -> np.ndarray:
@@ -165,16 +166,19 @@ def level_aurocs(
     validation: Sequence[CollectedQuestion],
     test: Sequence[CollectedQuestion],
     test_scores: np.ndarray,
+    featurizer: Featurizer = Featurizer(),
 ) -> list[dict[str, Any]]:
     """Per level: the classifier's test AUROC and the best single feature's (chosen and
     oriented on validation, so the feature gets no test-set advantage the classifier lacks)."""
     rows = []
+    names = featurizer.feature_set.names
     for level in range(test_scores.shape[1]):
         labels = _labels(test, level)
         best: tuple[float, str, int] | None = None
         if validation:
-            val_features, val_labels = _features(validation, level), _labels(validation, level)
-            for k, name in enumerate(FEATURE_NAMES):
+            val_features = _features(validation, level, featurizer)
+            val_labels = _labels(validation, level)
+            for k, name in enumerate(names):
                 area = auroc(val_features[:, k], val_labels)
                 if area is None:
                     continue
@@ -184,7 +188,7 @@ def level_aurocs(
                     best = (oriented, name, sign)
         feature_test = None
         if best is not None:
-            column = _features(test, level)[:, FEATURE_NAMES.index(best[1])]
+            column = _features(test, level, featurizer)[:, names.index(best[1])]
             feature_test = auroc(best[2] * column, labels)
         rows.append(
             {
@@ -314,10 +318,11 @@ def compute_frontier(
     lambdas: Sequence[float] = LAMBDAS,
     samples: int = BOOTSTRAP_SAMPLES,
     seed: int = BOOTSTRAP_SEED,
+    featurizer: Featurizer = Featurizer(),
 ) -> Frontier:
     levels = len(test[0].levels)
     budgets = [r.budget for r in test[0].levels]
-    vectors = [[r.features() for r in q.levels] for q in test]
+    vectors = [featurizer.vectors(q) for q in test]
     fixed = [
         policy_run(
             "executor alone (level 0)" if t == 0 else f"fixed level {t}",
@@ -385,6 +390,7 @@ def compute_frontier(
                 objectives,
                 metric,
                 reference,
+                featurizer,
             )
     best = policy_run("oracle (cheapest correct level)", [oracle(q) for q in test], costs)
     runs = [*([coordinator] if coordinator else []), *fixed, best, *rules]
@@ -405,7 +411,7 @@ def compute_frontier(
         rules,
         coordinator,
         intervals,
-        level_aurocs(validation, test, test_scores),
+        level_aurocs(validation, test, test_scores, featurizer),
         meta,
     )
 
@@ -421,10 +427,11 @@ def _lookahead_runs(
     objectives: Sequence[Objective],
     metric: Callable[[Spend], float],
     reference: float,
+    featurizer: Featurizer,
 ) -> list[PolicyRun]:
     """The lookahead rule for each objective of the sweep: its own λ chosen on validation;
     objectives that choose the same λ are one row."""
-    sweep = sweep_lookahead(train, validation, validation_scores, metric, reference)
+    sweep = sweep_lookahead(train, validation, validation_scores, metric, reference, featurizer)
     by_rule: dict[float, list[float]] = {}
     for objective in objectives:
         by_rule.setdefault(sweep.pick(objective).rule.lam, []).append(float(objective.lam or 0))

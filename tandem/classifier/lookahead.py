@@ -22,6 +22,7 @@ from shared.classifier.rules import LOOKAHEAD, THRESHOLD, Logistic, LookaheadRul
 from tandem.classifier.calibrate import CalibrationSettings, resolve_objective
 from tandem.classifier.collected import (
     CollectedQuestion,
+    Featurizer,
     fitting_split,
     read_collected,
     validation_questions,
@@ -35,7 +36,7 @@ from tandem.classifier.policies import (
     scoring_up_to,
     tandem,
 )
-from tandem.classifier.scoring import score_questions
+from tandem.classifier.scoring import model_featurizer, score_questions
 from tandem.classifier.thresholds import Objective, choose
 
 # Rule weights tried on validation: P_k - P_t is a difference of probabilities and the costs
@@ -79,7 +80,7 @@ def train_questions(questions: Sequence[CollectedQuestion]) -> list[CollectedQue
 
 
 def fit_models(
-    train: Sequence[CollectedQuestion], l2: float = L2
+    train: Sequence[CollectedQuestion], l2: float = L2, featurizer: Featurizer = Featurizer()
 ) -> dict[tuple[int, int], Logistic]:
     """One model per (budget now, budget later), on the levels the serving path can score."""
     budgets = [r.budget for r in train[0].levels]
@@ -88,7 +89,7 @@ def fit_models(
         scored = [q for q in train if t < q.reachable]
         if not scored:
             scored = list(train)
-        x = np.array([q.levels[t].features() for q in scored], dtype=np.float64)
+        x = np.array([featurizer.vector(q, t) for q in scored], dtype=np.float64)
         for k in range(t, len(budgets)):
             y = np.array([q.levels[k].answer.correct for q in scored], dtype=np.float64)
             models[(now, budgets[k])] = fit_logistic(x, y, l2)
@@ -168,13 +169,14 @@ def sweep_lookahead(
     validation_scores: np.ndarray,
     metric: Callable[[Spend], float],
     reference_cost: float,
+    featurizer: Featurizer = Featurizer(),
     lambdas: Sequence[float] = RULE_LAMBDAS,
 ) -> LookaheadSweep:
     if not train or not validation:
         raise ValueError("the lookahead rule needs train and validation questions")
-    models = fit_models(train)
+    models = fit_models(train, featurizer=featurizer)
     costs = level_costs(validation, metric, reference_cost)
-    vectors = [[r.features() for r in q.levels] for q in validation]
+    vectors = [featurizer.vectors(q) for q in validation]
     results = [
         replay(LookaheadRule(lam, costs, models), validation, validation_scores, vectors, metric)
         for lam in lambdas
@@ -213,9 +215,10 @@ def install_rule(model: Path, collected: Path, kind: str) -> LookaheadFit | None
     sweep = sweep_lookahead(
         train_questions(questions),
         validation,
-        score_questions(model, validation),
+        score_questions(model, validation, header),
         metric,
         objective.reference_cost,
+        model_featurizer(model, header),
     )
     fit = sweep.pick(objective)
     rule = fit.rule.to_json()

@@ -37,7 +37,7 @@ from decimal import Decimal
 from shared.classifier.rules import LookaheadRule, StopRule, decide_with
 from shared.costs import call_cost
 from shared.engines.base import ModelProfile
-from tandem.classifier.collected import Call, CollectedQuestion, CollectHeader
+from tandem.classifier.collected import Call, CollectedQuestion, CollectHeader, Featurizer
 
 
 @dataclass(frozen=True)
@@ -245,7 +245,7 @@ def tandem(
     if vectors is None:
         # Only the lookahead rule reads the features; the threshold rule needs the score alone.
         lookahead = isinstance(rule, LookaheadRule)
-        vectors = [r.features() if lookahead else [] for r in results]
+        vectors = Featurizer().vectors(question) if lookahead else [[] for _ in results]
     stop, chosen = tandem_levels(
         rule, scores, vectors, [r.budget for r in results], [r.finished for r in results]
     )

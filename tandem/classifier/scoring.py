@@ -1,7 +1,7 @@
 """Offline scores: the exported ONNX classifier over every level of collected questions.
 
-The same file and the same feature function as the scorer (the metadata's feature list is
-checked against :data:`shared.features.FEATURE_NAMES`), batched instead of one row per task.
+The same file and the same feature set as the scorer (the one the metadata's feature list
+names, :func:`shared.features.feature_set_for`), batched instead of one row per task.
 """
 
 from __future__ import annotations
@@ -13,25 +13,30 @@ import numpy as np
 
 from shared.classifier import read_metadata
 from shared.errors import ConfigurationError
-from shared.features import FEATURE_NAMES
-from tandem.classifier.collected import CollectedQuestion
+from shared.features import UnknownFeatures, feature_set_for
+from tandem.classifier.collected import CollectedQuestion, CollectHeader, Featurizer
 
 
-def score_questions(model: Path, questions: Sequence[CollectedQuestion]) -> np.ndarray:
+def model_featurizer(model: Path, header: CollectHeader) -> Featurizer:
+    """The feature set ``model`` was trained on, applied to files collected like ``header``."""
+    try:
+        return Featurizer.of(feature_set_for(read_metadata(model).feature_names), header)
+    except (UnknownFeatures, ValueError) as error:
+        raise ConfigurationError(f"{model}: {error}") from error
+
+
+def score_questions(
+    model: Path, questions: Sequence[CollectedQuestion], header: CollectHeader
+) -> np.ndarray:
     """Scores of shape [questions, levels]."""
     import onnxruntime
 
-    meta = read_metadata(model)
-    if meta.feature_names != FEATURE_NAMES:
-        raise ConfigurationError(
-            f"{model} was trained on features {list(meta.feature_names)}, not the current "
-            f"{list(FEATURE_NAMES)}; retrain it with `tandem classifier train`"
-        )
+    featurizer = model_featurizer(model, header)
     if not questions:
         return np.zeros((0, 0), dtype=np.float64)
     levels = len(questions[0].levels)
     matrix = np.array(
-        [result.features() for q in questions for result in q.levels], dtype=np.float32
+        [vector for q in questions for vector in featurizer.vectors(q)], dtype=np.float32
     )
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1

@@ -5,9 +5,10 @@ Gemm, Sigmoid), so it needs no exporter beyond ``onnx`` itself; the metadata car
 feature list, version, thresholds and a hash of the training data. :func:`train` checks the
 ONNX outputs against torch's on the validation rows and reports the largest difference.
 
-Input rows carry ``features`` (in :data:`shared.features.FEATURE_NAMES` order), ``label``
-(0/1) and ``split`` (``train`` or ``validation``); :func:`train_collected` builds them from a
-collected file (:mod:`tandem.classifier.collected`) and writes the model's card next to it.
+Input rows carry ``features`` (in the order of a feature set's list, :mod:`shared.features`;
+the model's metadata names the list, so the scorer computes the same set), ``label`` (0/1) and
+``split`` (``train`` or ``validation``); :func:`train_collected` builds them from a collected
+file (:mod:`tandem.classifier.collected`) and writes the model's card next to it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.features import FEATURE_NAMES
+from shared.features import FEATURE_SETS, PROMPT_STATS, FeatureSet
 
 HIDDEN = (64, 32)
 
@@ -173,6 +174,7 @@ def train(
     max_epochs: int = 300,
     patience: int = 20,
     seed: int = 0,
+    feature_set: FeatureSet = PROMPT_STATS,
 ) -> TrainResult:
     """Fit, early-stop on validation, export, and check ONNX against torch."""
     import onnx
@@ -185,8 +187,10 @@ def train(
     y = np.array([float(r["label"]) for r in train_rows], dtype=np.float32)
     xv = np.array([r["features"] for r in val_rows], dtype=np.float64)
     yv = np.array([float(r["label"]) for r in val_rows], dtype=np.float32)
-    if x.shape[1] != len(FEATURE_NAMES):
-        raise ValueError(f"rows have {x.shape[1]} features, expected {len(FEATURE_NAMES)}")
+    if x.shape[1] != len(feature_set.names):
+        raise ValueError(
+            f"rows have {x.shape[1]} features, the {feature_set.name} set {len(feature_set.names)}"
+        )
     fitted = fit_mlp(x, y, xv, yv, HIDDEN, max_epochs=max_epochs, patience=patience, seed=seed)
     net, mean, std = fitted.net, fitted.mean, fitted.std
     linears = [m for m in net if isinstance(m, torch.nn.Linear)]
@@ -198,7 +202,7 @@ def train(
         layers,
         {
             "version": version,
-            "feature_names": json.dumps(list(FEATURE_NAMES)),
+            "feature_names": json.dumps(list(feature_set.names)),
             "thresholds": json.dumps(thresholds),
             "data_hash": digest,
         },
@@ -228,16 +232,20 @@ def train_collected(
     max_epochs: int = 300,
     patience: int = 20,
     seed: int = 0,
+    features: str = PROMPT_STATS.name,
 ) -> tuple[TrainResult, dict[str, Any]]:
-    """Train on a collected file's train/validation questions; returns the result and card.
-
-    Until ``calibrate`` fits them, every level's threshold is 0.5.
+    """Train on a collected file's train/validation questions with the feature set named
+    ``features``; returns the result and card. Until ``calibrate`` fits them, every level's
+    threshold is 0.5.
     """
-    from tandem.classifier.collected import read_collected, training_rows
+    from tandem.classifier.collected import Featurizer, read_collected, training_rows
     from tandem.classifier.model_files import update_card
 
+    if features not in FEATURE_SETS:
+        raise ValueError(f"unknown feature set {features!r}; known: {', '.join(FEATURE_SETS)}")
     header, questions = read_collected(collected)
-    rows = training_rows(questions)
+    featurizer = Featurizer.of(FEATURE_SETS[features], header)
+    rows = training_rows(questions, featurizer=featurizer)
     if not any(r["split"] == "train" for r in rows):
         raise ValueError(f"{collected} has no train questions to fit on")
     digest = data_hash(rows)
@@ -251,6 +259,7 @@ def train_collected(
         max_epochs=max_epochs,
         patience=patience,
         seed=seed,
+        feature_set=featurizer.feature_set,
     )
     question_split = {r["question_id"]: r["split"] for r in rows}
     card = update_card(
@@ -271,6 +280,7 @@ def train_collected(
             "onnx_max_abs_diff": result.onnx_max_abs_diff,
             "epochs": result.epochs,
             "seed": seed,
+            "features": features,
         },
         thresholds=thresholds,
         calibration=None,

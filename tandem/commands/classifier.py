@@ -145,6 +145,11 @@ def train(
     version: str | None = typer.Option(None, help="Version name (default: <stem>-<data hash>)."),
     max_epochs: int = typer.Option(300, help="Most epochs (early stopping on validation)."),
     seed: int = typer.Option(0, help="Torch seed."),
+    features: str = typer.Option(
+        "prompt-stats",
+        help="Feature set: prompt-stats (whole-prompt statistics) or insight-span (the "
+        "insights, what follows them and the end marker; carries across domains).",
+    ),
 ) -> None:
     """Train the MLP on the train questions, early-stop on validation, export one ONNX graph."""
     from tandem.classifier.collected import CollectedFileError
@@ -153,7 +158,7 @@ def train(
     target = out or collected.with_suffix(".onnx")
     try:
         result, card = train_collected(
-            collected, target, version=version, max_epochs=max_epochs, seed=seed
+            collected, target, version=version, max_epochs=max_epochs, seed=seed, features=features
         )
     except (CollectedFileError, ValueError) as error:
         _fail(str(error))

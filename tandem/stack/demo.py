@@ -27,7 +27,7 @@ TERMINAL = {"succeeded", "failed", "cancelled", "rejected"}
 
 def demo_question(engines: str) -> str:
     """The lab pairs only know their own domains: pair v1 gets a catalogue test question,
-    pair v2 a shop test question that leaves one price out (so the coordinator writes one
+    pairs v2 and v3 a shop test question that leaves one price out (so the coordinator writes one
     fact and the job can stop before the coordinator's last level); neither was trained on.
     Every other engine gets the general word problem."""
     from tandem.datasets import Split, generate
@@ -35,7 +35,7 @@ def demo_question(engines: str) -> str:
 
     if engines == "lab":
         return generate("catalog", Split.TEST, 1, seed=SEED)[0].question
-    if engines == "lab-v2":
+    if engines in ("lab-v2", "lab-v3"):
         questions = generate("shop", Split.TEST, 50, seed=SEED)
         return next(q.question for q in questions if q.meta.get("missing_facts") == 1)
     return DEMO_QUESTION

@@ -19,10 +19,10 @@ class StackSettings(BaseSettings):
     api_port: int = Field(8000, description="Local API port.")
     coordinator_engine_port: int = Field(8081, description="Local coordinator engine port.")
     executor_engine_port: int = Field(8082, description="Local executor engine port.")
-    engines: Literal["gguf", "sim", "lab", "lab-v2"] = Field(
-        "lab-v2",
-        description="Local engines: the lab pairs trained by `tandem lab` (lab-v2: pair v2, "
-        "where the stop decision shows; lab: pair v1), the bundled real small models (gguf), "
-        "or the simulator (sim).",
+    engines: Literal["gguf", "sim", "lab", "lab-v2", "lab-v3"] = Field(
+        "lab-v3",
+        description="Local engines: the lab pairs trained by `tandem lab` (lab-v3: pair v3, "
+        "where the stop decision shows and its classifier carries across domains; lab-v2: pair "
+        "v2; lab: pair v1), the bundled real small models (gguf), or the simulator (sim).",
     )
     start_timeout_s: float = Field(300.0, description="How long `up` waits for health.")

@@ -19,6 +19,7 @@ from shared.shipped_models import (
     DEFAULT_MODEL_PATH,
     LAB_MODEL_PATH,
     LAB_V2_MODEL_PATH,
+    LAB_V3_MODEL_PATH,
     ROOT,
     SIM_MODEL_PATH,
 )
@@ -52,10 +53,11 @@ STACK_CLASSIFIERS: dict[str, Path] = {
     "sim": SIM_MODEL_PATH,
     "lab": LAB_MODEL_PATH,
     "lab-v2": LAB_V2_MODEL_PATH,
+    "lab-v3": LAB_V3_MODEL_PATH,
 }
 # The lab engine sets: which trained pair each serves (its model ids name the pair, so the
 # prompt layout and the classifier's collected header agree).
-LAB_PAIRS: dict[str, str] = {"lab": "v1", "lab-v2": "v2"}
+LAB_PAIRS: dict[str, str] = {"lab": "v1", "lab-v2": "v2", "lab-v3": "v3"}
 
 
 def lab_model_id(engines: str, role: str) -> str:

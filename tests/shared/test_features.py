@@ -1,12 +1,23 @@
-"""The one feature function: order, values on known inputs, degenerate inputs."""
+"""The feature sets: order, values on known inputs, degenerate inputs, finding the span."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
-from shared.features import FEATURE_NAMES, features
+from shared.features import (
+    FEATURE_NAMES,
+    INSIGHT_SPAN,
+    PROMPT_STATS,
+    SPAN_FEATURE_NAMES,
+    InsightSpan,
+    UnknownFeatures,
+    feature_set_for,
+    features,
+    insight_end,
+)
 
 
 def named(values: list[float]) -> dict[str, float]:
@@ -54,3 +65,47 @@ def test_empty_input_gives_zeros_and_keeps_level(logprobs: list[float | None]) -
 def test_extreme_logprobs_do_not_overflow() -> None:
     f = named(features([-500.0, -600.0], 0, 0))
     assert math.isfinite(f["perplexity"]) and math.isfinite(f["log_perplexity"])
+
+
+def test_the_span_set_reads_the_insights_the_suffix_and_the_end_marker() -> None:
+    # <s> Q : a | b c d | </I> \n S :   (insights at 4..6, the marker at 7)
+    logprobs: list[float | None] = [None, -1.0, -2.0, -3.0, -4.0, -6.0, -5.0, -20.0, -0.5]
+    vector = dict(
+        zip(
+            SPAN_FEATURE_NAMES,
+            INSIGHT_SPAN.vector(logprobs, 2, 99, InsightSpan(4, 7)),
+            strict=True,
+        )
+    )
+    assert vector["level"] == 2.0 and vector["insight_span_tokens"] == 3.0
+    assert vector["insight_mean"] == pytest.approx(-5.0)
+    assert (vector["insight_min"], vector["insight_max"]) == (-6.0, -4.0)
+    assert vector["insight_std"] == pytest.approx(math.sqrt(2 / 3))
+    assert vector["suffix_mean"] == pytest.approx(-10.25)
+    assert vector["end_marker"] == -20.0
+    # Level 0: no insights; the statistics of an empty span are zeros, not NaN.
+    empty = INSIGHT_SPAN.vector(logprobs, 0, 0, InsightSpan(7, 7))
+    assert empty[1:6] == [0.0] * 5 and empty[-1] == -20.0
+    with pytest.raises(ValueError, match="place in the prompt"):
+        INSIGHT_SPAN.vector(logprobs, 2, 99)
+
+
+def test_the_end_marker_is_found_by_its_text_even_across_tokens() -> None:
+    assert insight_end(["<s>", "Q", ":", " a", "</I>", "\n", "S", ":"], "</I>") == 4
+    assert insight_end(["x", "</I>", " y", "</", "I>", "S"], "</I>") == 3  # the last one
+    assert insight_end(["<end", "_of_", "insights>", "\n"], "<end_of_insights>") == 0
+    assert insight_end(["no", " marker"], "</I>") == 2
+
+
+def test_a_model_names_its_feature_set_by_its_list() -> None:
+    assert feature_set_for(FEATURE_NAMES) is PROMPT_STATS
+    assert feature_set_for(list(SPAN_FEATURE_NAMES)) is INSIGHT_SPAN
+    with pytest.raises(UnknownFeatures, match="insight-span"):
+        feature_set_for([*FEATURE_NAMES, "extra"])
+
+
+@pytest.mark.parametrize("n", [2, 3, 17, 300])
+def test_the_slope_is_the_least_squares_fit(n: int) -> None:
+    values = np.random.default_rng(n).normal(-3.0, 2.0, n)
+    slope = named(features([None, *values], 1, 10))["slope"]
+    assert slope == pytest.approx(float(np.polyfit(np.arange(n), values, 1)[0]), abs=1e-12)

@@ -135,15 +135,17 @@ def sim_env(database_url: str, artifacts_dir: Path) -> Iterator[LocalEngines]:
         yield engines
 
 
-def use_classifier(*thresholds: float) -> str:
-    """Activate the simulator's classifier with ``thresholds`` (1.01: never sufficient, 0.0:
-    always); returns its version."""
+def use_classifier(*thresholds: float, model: Path | None = None) -> str:
+    """Activate the simulator's classifier (or ``model``) with ``thresholds`` (1.01: never
+    sufficient, 0.0: always); returns its version."""
     from services.scorer.service import runtime
     from shared.classifier import SIM_MODEL_PATH, register_version
 
     version = f"test-{uuid.uuid4().hex[:8]}"
     with unit_of_work() as session:
-        register_version(session, SIM_MODEL_PATH, version=version, thresholds=list(thresholds))
+        register_version(
+            session, model or SIM_MODEL_PATH, version=version, thresholds=list(thresholds)
+        )
     runtime().forget_active()  # this process's scorer sees the new version at once
     return version
 

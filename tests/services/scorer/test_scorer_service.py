@@ -8,12 +8,14 @@ from decimal import Decimal
 
 import pytest
 
+from services.coordinator import service as coordinator
 from services.scorer import service as scorer
 from shared.costs import Plan, Profiles, call_cost, worst_case_cost
 from shared.db.models import Job, Policy
 from shared.engines.base import ModelProfile
 from shared.jobs.flow import NextTask
 from shared.prices import configured_profiles
+from shared.shipped_models import LAB_V3_MODEL_PATH
 from shared.tasks import TaskName
 from tests.services.pipeline.support import (
     calls_of,
@@ -60,6 +62,23 @@ def test_a_sufficient_score_sends_the_job_to_the_executor_once() -> None:
     assert scorer.score(job_id, 0) == following  # redelivered: announced again, not re-scored
     assert scorer.score(job_id, 1) == []  # a level the job never reached
     assert history(job_id) == events and calls_of(job_id) == [("score:0", "scorer")]
+
+
+@pytest.mark.usefixtures("sim_env")
+def test_a_span_version_scores_each_level_from_where_level_0_put_the_insights() -> None:
+    # Pair v3's classifier reads the insight span: level 0 records where the insights begin
+    # (its prompt has none), later levels score the span from there.
+    version = use_classifier(NEVER, NEVER, NEVER, ALWAYS, model=LAB_V3_MODEL_PATH)
+    levels = (0, 7, 12, 17)
+    job_id = submit(None, make_tenant(), QUESTION, levels=levels, start=False)
+    scorer.score(job_id, 0)
+    coordinator.extend(job_id, 1)
+    scorer.score(job_id, 1)
+    job = job_row(job_id)
+    assert job.classifier_version == version
+    zero, one = job.scores
+    assert zero["insights_start"] == one["insights_start"] > 0
+    assert (zero["decision"], one["decision"]) == ("continue", "continue")
 
 
 def profile(name: str, price_in: str, price_out: str) -> ModelProfile:

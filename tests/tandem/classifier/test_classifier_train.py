@@ -100,5 +100,25 @@ def test_runtime_refuses_a_foreign_feature_list(
     foreign = tmp_path / "foreign.onnx"
     onnx.save(model, str(foreign))
     register_version(db_session, foreign, version="unit-foreign")
-    with pytest.raises(ConfigurationError, match="trained on features"):
+    with pytest.raises(ConfigurationError, match="no feature set the scorer computes"):
         ClassifierRuntime(default_path=trained[0]).current(db_session)
+
+
+def test_the_span_features_need_a_layout_and_a_schedule_that_tell_where_the_insights_are() -> None:
+    from dataclasses import replace
+
+    from shared.features import INSIGHT_SPAN, PROMPT_STATS
+    from tandem.classifier.collected import Featurizer, read_collected
+
+    header, _ = read_collected(
+        Path(__file__).resolve().parents[3] / "models/classifier/data/lab-v3-ages.jsonl"
+    )
+    assert Featurizer.of(INSIGHT_SPAN, header).suffix_tokens == 4
+    with pytest.raises(ValueError, match="prompt layout"):
+        Featurizer.of(INSIGHT_SPAN, replace(header, prompt_version="chatml-v1"))
+    with pytest.raises(ValueError, match="starts at 0"):
+        Featurizer.of(INSIGHT_SPAN, replace(header, levels=(7, 12, 17)))
+    # The whole-prompt set needs neither.
+    assert (
+        Featurizer.of(PROMPT_STATS, replace(header, prompt_version="chatml-v1")).suffix_tokens == 0
+    )

@@ -8,16 +8,12 @@ pair; the lab pair's collection is checked on a subset in ``tests/tandem/lab``.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from shared.classifier import read_metadata
-
-ROOT = Path(__file__).resolve().parents[3]
-MODELS = ROOT / "models" / "classifier"
+from tests.tandem.classifier.committed import MODELS, evaluate_committed
 
 # (classifier, collected file, committed results): each table, cross-domain ones included.
 SHIPPED = {
@@ -35,17 +31,7 @@ SHIPPED = {
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_committed_table_is_what_evaluate_writes(name: str, tmp_path: Path) -> None:
     classifier, collected, committed_results = SHIPPED[name]
-    source = MODELS / f"{classifier}.onnx"
-    # evaluate records its figures in the model's card: work on a copy, not the committed one.
-    model = tmp_path / source.name
-    model.write_bytes(source.read_bytes())
-    model.with_suffix(".json").write_text(source.with_suffix(".json").read_text())
-    data = str((MODELS / "data" / f"{collected}.jsonl").relative_to(ROOT))
-    results = tmp_path / "results"
-    command = ["classifier", "evaluate", str(model), data, "--results", str(results)]
-    subprocess.run(
-        [sys.executable, "-m", "tandem", *command], check=True, cwd=ROOT, capture_output=True
-    )
+    results = evaluate_committed(classifier, collected, tmp_path)
     expected = MODELS / "results" / committed_results
     assert (results / "table.md").read_text() == (expected / "table.md").read_text()
     fresh = json.loads((results / "results.json").read_text())

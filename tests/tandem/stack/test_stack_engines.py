@@ -75,17 +75,18 @@ def test_lab_engines_serve_the_lab_pair_with_its_parameter_counts(
         assert env[f"TANDEM_{role.upper()}_ENGINE_MODEL_PARAMETERS"] == str(manifest["parameters"])
 
 
-def test_lab_v2_engines_serve_pair_v2_with_its_classifier_and_its_schedule(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("pair", ["v2", "v3"])
+def test_lab_engines_serve_their_pair_with_its_classifier_and_its_schedule(
+    pair: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("TANDEM_LEVELS", raising=False)
     monkeypatch.delenv("TANDEM_CLASSIFIER_DEFAULT_PATH", raising=False)
-    v2 = stack.Stack(StackSettings(engines="lab-v2"))
-    models = LAB_MODELS_DIR / "v2"
-    args = v2.engine_args("executor")
+    lab = stack.Stack(StackSettings(engines=f"lab-{pair}"))
+    models = LAB_MODELS_DIR / pair
+    args = lab.engine_args("executor")
     assert args[args.index("--model") + 1] == str(models / "executor")
-    assert args[args.index("--model-id") + 1] == "tandem-lab-v2-executor"
-    env = v2.environment()
+    assert args[args.index("--model-id") + 1] == f"tandem-lab-{pair}-executor"
+    env = lab.environment()
     classifier = Path(env["TANDEM_CLASSIFIER_DEFAULT_PATH"])
     header = read_card(classifier)["trained_on"]["header"]
     # The classifier was collected on these very engines, at this schedule.
@@ -97,12 +98,13 @@ def test_lab_v2_engines_serve_pair_v2_with_its_classifier_and_its_schedule(
         assert env[f"TANDEM_{role.upper()}_ENGINE_MODEL_PARAMETERS"] == str(manifest["parameters"])
 
 
-def test_the_lab_v2_demo_question_needs_one_insight() -> None:
+@pytest.mark.parametrize("engines", ["lab-v2", "lab-v3"])
+def test_the_shop_pairs_demo_question_needs_one_insight(engines: str) -> None:
     from tandem.datasets import Split, generate
     from tandem.lab.configs import SEED
     from tandem.stack.demo import demo_question
 
-    question = demo_question("lab-v2")
+    question = demo_question(engines)
     record = next(q for q in generate("shop", Split.TEST, 50, seed=SEED) if q.question == question)
     assert record.meta["missing_facts"] == 1 and record.insights.startswith("Retrieval:")
 

@@ -1,5 +1,5 @@
-"""The v2 lab pair's classifier tables are what ``tandem classifier evaluate`` gives from the
-committed collected files (shop, the domain it was trained on, and ages, across domains).
+"""The v2 and v3 lab pairs' classifier tables are what ``tandem classifier evaluate`` gives from
+the committed collected files (shop, the domain each was trained on, and ages, across domains).
 
 Evaluation is offline, so this reproduces the committed tables without an engine. The
 classifier's scores come from ONNX Runtime, whose sums may differ in their last digits on
@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from shared.classifier import read_metadata
+from shared.features import feature_set_for
+from tests.tandem.classifier.committed import MODELS, evaluate_committed
 
-ROOT = Path(__file__).resolve().parents[3]
-MODELS = ROOT / "models" / "classifier"
-CLASSIFIER = "lab-v2-shop-mlp-v1"
-# collected file -> committed results folder
-TABLES = {"lab-v2-shop": "lab-v2-shop", "lab-v2-ages": "lab-v2-ages"}
+# (classifier, collected file) -> committed results folder
+TABLES = {
+    ("lab-v2-shop-mlp-v1", "lab-v2-shop"): "lab-v2-shop",
+    ("lab-v2-shop-mlp-v1", "lab-v2-ages"): "lab-v2-ages",
+    ("lab-v3-shop-span-v1", "lab-v3-shop"): "lab-v3-shop",
+    ("lab-v3-shop-span-v1", "lab-v3-ages"): "lab-v3-ages",
+}
 # A question whose score sits on a threshold may stop at another level on another CPU: one
 # question in 1,000 moves an accuracy by 0.001 and a table's percentage by 0.1.
 FLOAT_REL, FLOAT_ABS = 2e-3, 2e-3
@@ -66,20 +68,12 @@ def test_tolerant_comparisons_still_catch_a_changed_figure() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("collected", sorted(TABLES))
-def test_committed_v2_table_is_what_evaluate_writes(collected: str, tmp_path: Path) -> None:
-    source = MODELS / f"{CLASSIFIER}.onnx"
-    # evaluate records its figures in the model's card: work on a copy, not the committed one.
-    model = tmp_path / source.name
-    model.write_bytes(source.read_bytes())
-    model.with_suffix(".json").write_text(source.with_suffix(".json").read_text())
-    data = str((MODELS / "data" / f"{collected}.jsonl").relative_to(ROOT))
-    results = tmp_path / "results"
-    command = ["classifier", "evaluate", str(model), data, "--results", str(results)]
-    subprocess.run(
-        [sys.executable, "-m", "tandem", *command], check=True, cwd=ROOT, capture_output=True
-    )
-    expected = MODELS / "results" / TABLES[collected]
+@pytest.mark.parametrize(("classifier", "collected"), sorted(TABLES))
+def test_committed_table_is_what_evaluate_writes(
+    classifier: str, collected: str, tmp_path: Path
+) -> None:
+    results = evaluate_committed(classifier, collected, tmp_path)
+    expected = MODELS / "results" / TABLES[classifier, collected]
     assert_same_table((results / "table.md").read_text(), (expected / "table.md").read_text())
     fresh = json.loads((results / "results.json").read_text())
     committed = json.loads((expected / "results.json").read_text())
@@ -89,12 +83,20 @@ def test_committed_v2_table_is_what_evaluate_writes(collected: str, tmp_path: Pa
     assert_close(fresh, committed, "results")
 
 
-def test_the_v2_classifier_was_trained_on_the_v2_pair_and_shop() -> None:
-    model = MODELS / f"{CLASSIFIER}.onnx"
+@pytest.mark.parametrize(
+    ("classifier", "pair", "features"),
+    [("lab-v2-shop-mlp-v1", "v2", "prompt-stats"), ("lab-v3-shop-span-v1", "v3", "insight-span")],
+)
+def test_each_classifier_was_trained_on_its_pair_and_shop(
+    classifier: str, pair: str, features: str
+) -> None:
+    model = MODELS / f"{classifier}.onnx"
     card = json.loads(model.with_suffix(".json").read_text())
     header = card["trained_on"]["header"]
-    assert header["coordinator"]["served_model"] == "tandem-lab-v2-coordinator"
-    assert header["executor"]["served_model"] == "tandem-lab-v2-executor"
+    assert header["coordinator"]["served_model"] == f"tandem-lab-{pair}-coordinator"
+    assert header["executor"]["served_model"] == f"tandem-lab-{pair}-executor"
     assert header["source"] == "shop"
+    assert card["training"].get("features", "prompt-stats") == features
+    assert feature_set_for(read_metadata(model).feature_names).name == features
     assert header["levels"] == [0, 7, 12, 17]
     assert list(read_metadata(model).thresholds) == card["thresholds"]
