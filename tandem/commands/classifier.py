@@ -23,6 +23,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from shared.errors import TandemError
+
 app = typer.Typer(
     help="Sufficiency classifier: collect data, train, calibrate, evaluate, activate.",
     no_args_is_help=True,
@@ -82,7 +84,6 @@ def collect(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Run every question through every level on the engines and record it all."""
-    from shared.errors import TandemError
     from tandem.classifier.collect import (
         CollectSummary,
         engine_configs,
@@ -160,7 +161,7 @@ def train(
         result, card = train_collected(
             collected, target, version=version, max_epochs=max_epochs, seed=seed, features=features
         )
-    except (CollectedFileError, ValueError) as error:
+    except (CollectedFileError, ValueError, TandemError) as error:
         _fail(str(error))
         return
     console.print(json.dumps({"model": str(target), **card["training"]}, indent=2))
@@ -194,7 +195,7 @@ def calibrate(
         result, objective = calibrate_model(
             model, collected, settings, per_level=grid, progress=progress
         )
-    except (CollectedFileError, ValueError) as error:
+    except (CollectedFileError, ValueError, TandemError) as error:
         _fail(str(error))
         return
     console.print(f"objective: {result.objective} ({result.settings_tried} settings tried)")
@@ -223,7 +224,7 @@ def rule(
 
     try:
         fit = install_rule(model, collected, kind)
-    except (CollectedFileError, ValueError) as error:
+    except (CollectedFileError, ValueError, TandemError) as error:
         _fail(str(error))
         return
     if fit is None:
@@ -250,7 +251,7 @@ def evaluate(
     folder = results or model.parent / "results" / f"{model.stem}--{collected.stem}"
     try:
         evaluation = evaluate_model(model, collected, folder)
-    except (CollectedFileError, ValueError) as error:
+    except (CollectedFileError, ValueError, TandemError) as error:
         _fail(str(error))
         return
     typer.echo(markdown(evaluation))
@@ -269,7 +270,6 @@ def activate(
 ) -> None:
     """Make a model the one active classifier version (the scorer picks it up, no restart)."""
     from shared.db.session import unit_of_work
-    from shared.errors import TandemError
     from tandem.classifier.activation import activate_model, activate_version
 
     if model is None and version is None:

@@ -227,3 +227,20 @@ def test_activate_makes_the_scorer_use_the_new_version(
 def test_activate_needs_a_model_or_a_version() -> None:
     result = runner.invoke(app, ["classifier", "activate"])
     assert result.exit_code == 2 and "give a model file" in result.output
+
+
+def test_a_span_model_on_a_layout_without_a_known_span_is_a_clear_error(tmp_path: Path) -> None:
+    models = Path(__file__).resolve().parents[3] / "models" / "classifier"
+    model = tmp_path / "span.onnx"
+    shutil.copy(models / "lab-v3-shop-span-v1.onnx", model)
+    shutil.copy(models / "lab-v3-shop-span-v1.json", model.with_suffix(".json"))
+    collected = models / "data" / "gemma-smollm2-humaneval.jsonl"  # chat-template prompts
+    for command in (
+        ["evaluate", str(model), str(collected), "--results", str(tmp_path / "results")],
+        ["calibrate", str(model), str(collected)],
+        ["train", str(collected), "--out", str(tmp_path / "x.onnx"), "--features", "insight-span"],
+    ):
+        result = runner.invoke(app, ["classifier", *command])
+        assert result.exit_code == 2, result.output
+        assert "insight-span features need a prompt layout" in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
