@@ -8,11 +8,11 @@ work over the same connection to the same server:
 
 - **engine call**: ``call_engine`` (the role's pooled async client on the process's engine
   loop) against one POST of the same request on a pooled ``urllib3`` connection;
-- **state read**: ``job_snapshot`` (a Core statement in a session on an autocommit connection)
-  against the same ``SELECT`` on a raw psycopg connection, and the Core statement alone on a
-  pooled connection beside them;
+- **state read**: ``job_snapshot`` (its driver statement in a session on an autocommit
+  connection) against the same ``SELECT`` on a raw psycopg connection, and the same statement
+  executed by SQLAlchemy Core on a pooled connection beside them;
 - **record transaction**: lock the row, update it, insert an event, commit, as the steps do
-  (Core statements in a session's transaction), against the same three statements on raw
+  (driver statements in a session's transaction), against the same three statements on raw
   psycopg;
 - **publish**: ``shared.jobs.flow.publish`` (the message built, one ``LPUSH``) against an
   ``LPUSH`` of bytes built once; Celery's ``send_task`` of the same task beside them.

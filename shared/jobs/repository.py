@@ -13,12 +13,13 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, Update, bindparam, event, func, inspect, literal, select, text, update
+from sqlalchemy import Table, bindparam, event, func, inspect, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql.elements import ClauseElement
 
+from shared.db.driver import DriverStatement
 from shared.db.models import (
     TERMINAL_STATUSES,
     Job,
@@ -90,9 +91,10 @@ def outside_transaction() -> Iterator[Session]:
 
 
 # A step's statements are built once: building a query costs more CPU than the database spends
-# running it. They are SQLAlchemy Core statements on the session's connection: a step reads a
-# few columns of one row and writes back what it changed, and the ORM's loading, identity map
-# and flush cost several times the statements themselves (benchmarks/step_bench.py).
+# running it. They are compiled once and run by psycopg on the session's connection
+# (shared.db.driver): a step reads a few columns of one row and writes back what it changed, and
+# the ORM's loading and flush, or SQLAlchemy's execution of a Core statement, cost several times
+# the statements themselves (benchmarks/step_bench.py).
 _JOBS = cast(Table, Job.__table__)
 _SPENT = (
     select(func.coalesce(func.sum(ModelCall.cost), 0))
@@ -103,18 +105,20 @@ _STEP_READ = (Job.id, *STATE_COLUMNS, *PROMPT_COLUMNS)
 _STEP_LOCK = (Job.id, *STATE_COLUMNS)
 _STEP_READ_KEYS = tuple(column.key for column in _STEP_READ)
 _STEP_LOCK_KEYS = tuple(column.key for column in _STEP_LOCK)
-_SNAPSHOT = select(*_STEP_READ).where(Job.id == bindparam("job_id"))
+_SNAPSHOT = DriverStatement(select(*_STEP_READ).where(Job.id == bindparam("job_id")))
 _STEP_LOCKS = {
-    spent: select(*_STEP_LOCK, (_SPENT if spent else literal(0)).label("spent"))
-    .where(Job.id == bindparam("job_id"))
-    .with_for_update(of=Job)
+    spent: DriverStatement(
+        select(*_STEP_LOCK, (_SPENT if spent else literal(0)).label("spent"))
+        .where(Job.id == bindparam("job_id"))
+        .with_for_update(of=Job)
+    )
     for spent in (False, True)
 }
 # Settlement locks what a step locks and what it tells the job's webhook, with what the job's
 # calls cost.
 _SETTLEMENT_READ = (*_STEP_LOCK, *SETTLEMENT_COLUMNS)
 _SETTLEMENT_KEYS = tuple(column.key for column in _SETTLEMENT_READ)
-_SETTLEMENT_LOCK = (
+_SETTLEMENT_LOCK = DriverStatement(
     select(*_SETTLEMENT_READ, _SPENT.label("spent"))
     .where(Job.id == bindparam("job_id"))
     .with_for_update(of=Job)
@@ -143,7 +147,7 @@ def loaded_job(values: Iterable[tuple[str, Any]] | Mapping[str, Any]) -> Job:
 def job_snapshot(session: Session, job_id: uuid.UUID) -> Job | None:
     """The job's state and prompt, on no session: what a step decides on before its engine
     call."""
-    row = session.connection().execute(_SNAPSHOT, {"job_id": job_id}).first()
+    row = _SNAPSHOT.first(session.connection(), {"job_id": job_id})
     return None if row is None else _job_of(_STEP_READ_KEYS, row)
 
 
@@ -153,7 +157,7 @@ def lock_state(
     """The job's state columns, its row locked until the end of the transaction, and (when
     asked) what its recorded calls cost so far, in one statement. The job is on no session:
     :func:`save_state` writes what the step changed in it."""
-    row = session.connection().execute(_STEP_LOCKS[with_spent], {"job_id": job_id}).first()
+    row = _STEP_LOCKS[with_spent].first(session.connection(), {"job_id": job_id})
     if row is None:
         return None
     return _job_of(_STEP_LOCK_KEYS, row[:-1]), Decimal(str(row[-1]))
@@ -175,15 +179,15 @@ def save_state(session: Session, job: Job) -> None:
         )
         session.connection().execute(statement)
     else:
-        session.connection().execute(_update_of(tuple(changed)), {"_job_id": job.id, **values})
+        _update_of(tuple(changed)).execute(session.connection(), {"_job_id": job.id, **values})
     state.committed_state.clear()
 
 
 @lru_cache(maxsize=64)
-def _update_of(keys: tuple[str, ...]) -> Update:
+def _update_of(keys: tuple[str, ...]) -> DriverStatement:
     """UPDATE jobs SET <keys> (and updated_at, by its column default) WHERE id: one statement per
     set of changed columns, built once."""
-    return (
+    return DriverStatement(
         update(_JOBS)
         .where(_JOBS.c.id == bindparam("_job_id"))
         .values(
@@ -197,7 +201,7 @@ def lock_settling(session: Session, job_id: uuid.UUID) -> tuple[Job, Decimal] | 
     transaction, and what its recorded calls cost, in one statement. As with
     :func:`lock_state`, the job is on no session: :func:`save_state` writes what settlement
     changed in it."""
-    row = session.connection().execute(_SETTLEMENT_LOCK, {"job_id": job_id}).first()
+    row = _SETTLEMENT_LOCK.first(session.connection(), {"job_id": job_id})
     if row is None:
         return None
     return _job_of(_SETTLEMENT_KEYS, row[:-1]), Decimal(str(row[-1]))
@@ -244,21 +248,23 @@ def write_events(session: Session) -> None:
 def _insert_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING_EVENTS, None)
     if pending:
-        session.connection().execute(_INSERT_EVENTS, {"rows": json.dumps(pending)})
+        _INSERT_EVENTS.execute(session.connection(), {"rows": json.dumps(pending)})
 
 
 # One INSERT for any number of events, their rows one JSON array unpacked in order. Its text never
 # changes, so SQLAlchemy compiles it once and psycopg prepares it once per connection (a
 # multi-row VALUES has no cache key and was compiled on every write; an executemany is one
 # statement per row), and one text parameter costs the driver far less than a column of values.
-_INSERT_EVENTS = text(
-    """
-    INSERT INTO job_events (job_id, kind, status, level, data)
-    SELECT (e.event ->> 'job_id')::uuid, e.event ->> 'kind', e.event ->> 'status',
-           (e.event ->> 'level')::integer, e.event -> 'data'
-    FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS e(event, ord)
-    ORDER BY e.ord
-    """
+_INSERT_EVENTS = DriverStatement(
+    text(
+        """
+        INSERT INTO job_events (job_id, kind, status, level, data)
+        SELECT (e.event ->> 'job_id')::uuid, e.event ->> 'kind', e.event ->> 'status',
+               (e.event ->> 'level')::integer, e.event -> 'data'
+        FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS e(event, ord)
+        ORDER BY e.ord
+        """
+    )
 )
 
 
@@ -329,14 +335,37 @@ def count_events(session: Session, job_id: uuid.UUID, kind: str) -> int:
 
 def insert_call(session: Session, values: dict[str, Any]) -> bool:
     """Record a step's call once; False when (job_id, step) is already there."""
-    inserted = session.connection().execute(_INSERT_CALL, {"id": uuid.uuid4(), **values}).first()
+    inserted = _INSERT_CALL.first(session.connection(), {"id": uuid.uuid4(), **values})
     return inserted is not None
 
 
 # On the table, not the mapped class: the ORM's bulk insert path costs more than the statement.
 _CALLS = cast(Table, ModelCall.__table__)
-_INSERT_CALL = (
-    insert(_CALLS).on_conflict_do_nothing(index_elements=["job_id", "step"]).returning(_CALLS.c.id)
+# What :func:`shared.jobs.service.record_call` records, every column named: a compiled statement
+# has one set of columns.
+_CALL_COLUMNS = (
+    "id",
+    "job_id",
+    "step",
+    "role",
+    "model",
+    "engine",
+    "level",
+    "prompt_tokens",
+    "generated_tokens",
+    "cached_tokens",
+    "latency_ms",
+    "flops_prompt",
+    "flops_generated",
+    "cost",
+    "output_text",
+    "finish_reason",
+)
+_INSERT_CALL = DriverStatement(
+    insert(_CALLS)
+    .values({name: bindparam(name, type_=_CALLS.c[name].type) for name in _CALL_COLUMNS})
+    .on_conflict_do_nothing(index_elements=["job_id", "step"])
+    .returning(_CALLS.c.id)
 )
 
 

@@ -6,9 +6,10 @@ calls its engine with no transaction open, and records the call and the job's ne
 short transaction under the job's row lock: the model call's unique (job_id, step) key makes a
 duplicate delivery record nothing, and a job that moved on meanwhile (cancelled, failed by the
 sweeper, recorded by a duplicate) is left as it is. The runner publishes the next task after
-that commit. Both the read and the lock are single Core statements, and the job they return
-belongs to no session; whatever the step then assigns to that job goes to the database in one
-UPDATE (:func:`shared.jobs.repository.save_state`), not through an ORM flush.
+that commit. Both the read and the lock are single statements run on the driver
+(:mod:`shared.db.driver`), and the job they return belongs to no session; whatever the step then
+assigns to that job goes to the database in one UPDATE
+(:func:`shared.jobs.repository.save_state`), not through an ORM flush.
 
 A redelivered message of a step that is already recorded re-announces what the job waits for
 now (its successor's message may be what was lost); a message the job does not wait for yet

@@ -14,7 +14,6 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-import psycopg
 from sqlalchemy import (
     CTE,
     Select,
@@ -30,11 +29,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from shared.db.base import Base
+from shared.db.driver import DriverStatement
 from shared.db.models import (
     OUTCOME_KEYS,
     OUTCOME_METRICS,
@@ -73,36 +72,17 @@ def add_settled_job(session: Session, job: Job) -> bool:
 
 def add_job(session: Session, job_id: uuid.UUID) -> bool:
     """Add the job to the roll-ups in ``session``'s transaction (see the module's docstring)."""
-    sql, params, job_at = _rollup_sql()
-    values = list(params)
-    values[job_at] = job_id
-    connection = session.connection()
-    driver = connection.connection.driver_connection
-    assert isinstance(driver, psycopg.Connection)  # the workers' engine: postgresql+psycopg
-    # Through SQLAlchemy still (its events see the statement), on a raw cursor for this one.
-    previous, driver.cursor_factory = driver.cursor_factory, psycopg.RawCursor
-    try:
-        added = connection.exec_driver_sql(sql, tuple(values)).scalar_one()
-    finally:
-        driver.cursor_factory = previous
-    return bool(added)
+    row = _rollup().first(session.connection(), {"job_id": job_id})
+    return row is not None and bool(row[0])
 
 
 @cache
-def _rollup_sql() -> tuple[str, tuple[Any, ...], int]:
-    """The statement in PostgreSQL's own ``$n`` placeholders, its parameters in that order, and
-    where the job's id goes among them.
-
-    It is some 12 KB with 36 parameters (its constants are bound too), and psycopg caches the
-    translation of its ``%(name)s`` placeholders only for statements up to 4 KB: through the
-    session each settlement parsed it again, after SQLAlchemy's cache-key walk over it (0.46-0.70
-    ms of CPU per call against 0.14-0.19 ms this way, in one process over one connection). The
-    server still prepares it once per connection."""
-    dialect = psycopg_dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
-    compiled = _rollup_statement().compile(dialect=dialect)  # rendered only, never connected
-    order = list(compiled.positiontup or ())
-    # Plain values: psycopg adapts each as SQLAlchemy's own execution would hand it over.
-    return str(compiled), tuple(compiled.params[name] for name in order), order.index("job_id")
+def _rollup() -> DriverStatement:
+    """The statement is some 12 KB with 36 parameters (its constants are bound too): through the
+    session, each settlement had SQLAlchemy walk it for its cache key and psycopg translate its
+    placeholders again (0.46-0.70 ms of CPU per call against 0.14-0.19 ms on the driver, in one
+    process over one connection). The server prepares it once per connection."""
+    return DriverStatement(_rollup_statement())
 
 
 def ended_not_rolled_up(session: Session, before: datetime, limit: int) -> list[uuid.UUID]:
