@@ -51,13 +51,16 @@ def wait_ended(
 
     def ended() -> dict[uuid.UUID, Job] | None:
         try:
+            # Settled first, the rows after: a settlement committed between the two reads would
+            # otherwise pair its ledger with the row (its cost) from before it.
+            all_settled = settled(database_url, job_ids) == set(job_ids)
             rows = jobs(database_url, job_ids)
         except OperationalError:
             # This observer's pooled connection died with a restarted server (it is pinged only
             # after idling, as the workers' are): the next poll reconnects.
             return None
         done = all(row.status in TERMINAL for row in rows.values())
-        return rows if done and settled(database_url, job_ids) == set(job_ids) else None
+        return rows if done and all_settled else None
 
     try:
         ended_jobs: dict[uuid.UUID, Job] = wait_until(
