@@ -22,6 +22,7 @@ itself (a test compares every column of the job row).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 import psycopg
@@ -38,16 +39,15 @@ Row = tuple[Any, ...]
 _DIALECT = psycopg_dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
 
 
+@dataclass(frozen=True, slots=True)
 class _Slot:
     """One ``$n`` parameter: its name, the value the statement carries for it (a literal, a
     ``coalesce`` default) unless it is required, and its type's bind processor."""
 
-    __slots__ = ("default", "name", "processor", "required")
-
-    def __init__(
-        self, name: str, required: bool, default: Any, processor: Callable[[Any], Any] | None
-    ) -> None:
-        self.name, self.required, self.default, self.processor = name, required, default, processor
+    name: str
+    required: bool
+    default: Any
+    processor: Callable[[Any], Any] | None
 
     def value(self, params: Mapping[str, Any]) -> Any:
         value = params[self.name] if self.required or self.name in params else self.default

@@ -341,26 +341,9 @@ def insert_call(session: Session, values: dict[str, Any]) -> bool:
 
 # On the table, not the mapped class: the ORM's bulk insert path costs more than the statement.
 _CALLS = cast(Table, ModelCall.__table__)
-# What :func:`shared.jobs.service.record_call` records, every column named: a compiled statement
-# has one set of columns.
-_CALL_COLUMNS = (
-    "id",
-    "job_id",
-    "step",
-    "role",
-    "model",
-    "engine",
-    "level",
-    "prompt_tokens",
-    "generated_tokens",
-    "cached_tokens",
-    "latency_ms",
-    "flops_prompt",
-    "flops_generated",
-    "cost",
-    "output_text",
-    "finish_reason",
-)
+# Every column but the time the server stamps: a compiled statement has one set of columns, and
+# a call that lacks one of them is an error (a KeyError), not a column silently left out.
+_CALL_COLUMNS = tuple(column.name for column in _CALLS.c if column.name != "created_at")
 _INSERT_CALL = DriverStatement(
     insert(_CALLS)
     .values({name: bindparam(name, type_=_CALLS.c[name].type) for name in _CALL_COLUMNS})
