@@ -11,10 +11,13 @@ run's commands only). Per accepted submission it prints:
 - API CPU (user + system time of the server and its worker processes) over the CPU of one
   ``GET /healthz`` in the same run;
 - throughput of 50 clients on ONE tenant over 50 clients on 50 tenants (the budget-row lock);
-- that the cap held under a concurrent burst against a small cap.
+- that the cap held under a concurrent burst against a small cap;
+- the load generator's own CPU per request (aiohttp clients, :mod:`benchmarks.load`), so that
+  a run whose client was the limit shows it.
 
-CPU rather than wall time, and ratios against a request measured in the same run, because
-absolute times on a shared machine are noise. Asserts nothing.
+Bench tenants have no request limit: what is measured is admission, not the limiter. CPU
+rather than wall time, and ratios against a request measured in the same run, because absolute
+times on a shared machine are noise. Asserts nothing.
 
     python benchmarks/api_submit_bench.py [--requests 1000] [--clients 50] [--workers 2]
 """
@@ -22,7 +25,6 @@ absolute times on a shared machine are noise. Asserts nothing.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shutil
 import socket
@@ -39,6 +41,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.load import hammer as run_load  # noqa: E402
+from benchmarks.load import own_cpu  # noqa: E402
 from tandem.stack.binaries import find_binaries  # noqa: E402
 from tandem.stack.infra import (  # noqa: E402
     InfraConfig,
@@ -177,32 +181,13 @@ def counters(server: psutil.Process) -> Counters:
 TRANSPORT_ERRORS: Counter[str] = Counter()
 
 
-async def hammer(
+def hammer(
     url: str, method: str, path: str, keys: list[str | None], body: object, n: int, conc: int
 ) -> tuple[float, dict[int, int]]:
-    """``n`` requests from ``conc`` concurrent clients, client ``i`` using ``keys[i % len]``;
-    returns (wall seconds, status counts)."""
-    counts: dict[int, int] = {}
-    remaining = [n]
-    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
-
-        async def one_client(i: int) -> None:
-            key = keys[i % len(keys)]
-            headers = {"Authorization": f"Bearer {key}"} if key else {}
-            while remaining[0] > 0:
-                remaining[0] -= 1
-                try:
-                    response = await client.request(method, path, json=body, headers=headers)
-                    status = response.status_code
-                except httpx.TransportError as error:
-                    status = 0  # the connection failed: counted, not fatal, named at the end
-                    TRANSPORT_ERRORS[f"{type(error).__name__}: {error}"[:160]] += 1
-                counts[status] = counts.get(status, 0) + 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(one_client(i) for i in range(conc)))
-        return time.perf_counter() - started, counts
+    """``n`` requests from ``conc`` concurrent clients; returns (wall seconds, status counts)."""
+    load = run_load(url, method, path, n=n, clients=conc, keys=keys, bodies=[body])
+    TRANSPORT_ERRORS.update(load.errors)
+    return load.wall_s, dict(load.statuses)
 
 
 def make_tenant(url: str, cap: Decimal) -> tuple[str, str]:
@@ -210,7 +195,12 @@ def make_tenant(url: str, cap: Decimal) -> tuple[str, str]:
     tenant = httpx.post(
         f"{url}/v1/admin/tenants",
         headers=admin,
-        json={"name": f"bench-{uuid.uuid4().hex[:8]}", "budget_cap": str(cap)},
+        # No request limit: what is measured is admission, not the limiter refusing.
+        json={
+            "name": f"bench-{uuid.uuid4().hex[:8]}",
+            "budget_cap": str(cap),
+            "rate_limit_rpm": 1_000_000,
+        },
         timeout=30,
     ).json()
     key = httpx.post(
@@ -242,35 +232,33 @@ def main() -> None:
             # Warm both paths (pools, caches, imports) outside the measured phases, until each
             # API process has likely seen every key and opened its pool: what is measured is the
             # steady state, not each process's first use of a key or a connection.
-            asyncio.run(hammer(url, "GET", "/healthz", [None], None, 200, conc))
+            hammer(url, "GET", "/healthz", [None], None, 200, conc)
             for _ in range(4):  # each round on new connections, spread anew over the processes
-                asyncio.run(hammer(url, "POST", "/v1/jobs", many_keys, QUESTION, 2 * conc, conc))
-            asyncio.run(hammer(url, "POST", "/v1/jobs", [one_key], QUESTION, 4 * conc, conc))
+                hammer(url, "POST", "/v1/jobs", many_keys, QUESTION, 2 * conc, conc)
+            hammer(url, "POST", "/v1/jobs", [one_key], QUESTION, 4 * conc, conc)
 
             before = counters(process)
-            health_s, health_counts = asyncio.run(
-                hammer(url, "GET", "/healthz", [None], None, n, conc)
-            )
+            client_started = own_cpu()
+            health_s, health_counts = hammer(url, "GET", "/healthz", [None], None, n, conc)
+            client_health = own_cpu() - client_started
             health = counters(process) - before
             # The two submission phases alternate in halves, so that a background load that drifts
             # during the run weighs on both alike; counts are taken over the 50-tenant halves.
-            many_s = one_s = 0.0
+            many_s = one_s = client_submit = 0.0
             many_counts: dict[int, int] = {}
             one_counts: dict[int, int] = {}
             measured: Counters | None = None
             for _ in range(2):
                 start = counters(process)
-                took, counted = asyncio.run(
-                    hammer(url, "POST", "/v1/jobs", many_keys, QUESTION, n // 2, conc)
-                )
+                client_started = own_cpu()
+                took, counted = hammer(url, "POST", "/v1/jobs", many_keys, QUESTION, n // 2, conc)
+                client_submit += own_cpu() - client_started
                 delta = counters(process) - start
                 measured = delta if measured is None else measured + delta
                 many_s += took
                 for status, count in counted.items():
                     many_counts[status] = many_counts.get(status, 0) + count
-                took, counted = asyncio.run(
-                    hammer(url, "POST", "/v1/jobs", [one_key], QUESTION, n // 2, conc)
-                )
+                took, counted = hammer(url, "POST", "/v1/jobs", [one_key], QUESTION, n // 2, conc)
                 one_s += took
                 for status, count in counted.items():
                     one_counts[status] = one_counts.get(status, 0) + count
@@ -289,9 +277,7 @@ def main() -> None:
             # The cap under a concurrent burst: spent + reserved never above it.
             cap = Decimal("0.05")
             small_id, small_key = make_tenant(url, cap)
-            _, burst_counts = asyncio.run(
-                hammer(url, "POST", "/v1/jobs", [small_key], QUESTION, 4 * conc, conc)
-            )
+            _, burst_counts = hammer(url, "POST", "/v1/jobs", [small_key], QUESTION, 4 * conc, conc)
             budget = httpx.get(
                 f"{url}/v1/admin/tenants/{small_id}", headers={"X-Admin-Key": DEV_ADMIN_KEY}
             ).json()["budget"]
@@ -340,6 +326,10 @@ def main() -> None:
             print(
                 f"  (API CPU: {submit_cpu * 1e3:.2f} ms per submission, "
                 f"{health_cpu * 1e3:.2f} ms per /healthz)"
+            )
+            print(
+                f"  (load generator: {client_health / n * 1e3:.2f} ms of CPU per /healthz, "
+                f"{client_submit / n * 1e3:.2f} ms per submission)"
             )
             print(
                 f"  cap {budget['cap']}: spent {budget['spent']} + reserved {budget['reserved']}, "

@@ -16,7 +16,8 @@ to the API's CPU per ``GET /healthz`` measured in the same run (in rounds betwee
 SQL statements and transactions (``pg_stat_statements``, this database only; the benchmark's
 own observer queries excluded); Redis commands (``INFO commandstats``) and Celery messages
 (``LPUSH``). CPU time per process, not wall time, so a busy shared machine changes the figures
-little.
+little. Then the same at saturation: the jobs submitted at once by many clients, their
+orchestration CPU per job over the API's CPU per ``/healthz`` request under as many clients.
 
 Real Postgres (the local stack's server, scratch database ``tandem_pipeline_bench``; statement
 counts need ``pg_stat_statements`` preloaded, as ``tandem stack`` starts it) and a Redis server
@@ -46,6 +47,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.load import hammer as run_load  # noqa: E402
 from tandem.stack.binaries import find_binaries  # noqa: E402
 from tandem.stack.infra import (  # noqa: E402
     InfraConfig,
@@ -85,6 +87,7 @@ HEALTHZ_REQUESTS = 1000
 # ... asked in rounds spread over the counted jobs, so that a load that drifts during the run
 # (these machines are shared) weighs on the baseline and on the jobs alike.
 HEALTHZ_ROUNDS = 10
+LOAD_CLIENTS = 50  # concurrent clients of the saturated phase
 
 # The floors of a job that stops at level 1 (score 0, insights 1, score 1, answer, settle).
 FLOOR_CPU_RATIO = 30.0
@@ -235,6 +238,20 @@ class Observer:
                 raise TimeoutError(f"job {job_id} still {status}")
             time.sleep(0.01)
 
+    def wait_all(self, job_ids: list[uuid.UUID], timeout_s: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            row = self.conn.execute(
+                "SELECT count(*) AS bench_observer FROM jobs WHERE id = ANY(%s) "
+                "AND status IN ('succeeded', 'failed', 'cancelled', 'rejected')",
+                (job_ids,),
+            ).fetchone()
+            if row is not None and row[0] == len(job_ids):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(job_ids) - (row[0] if row else 0)} jobs still running")
+            time.sleep(0.05)
+
     def statements(self) -> dict[str, int]:
         """Calls per normalised statement in this database, the observer's own left out. One
         text can have several entries (the same statement planned with other parameter
@@ -268,6 +285,43 @@ class Snapshot:
     redis: dict[str, int]
 
 
+def under_load(
+    url: str,
+    pids: Mapping[str, int],
+    secret: str,
+    body: Mapping[str, Any],
+    jobs: int,
+    observer: Observer,
+) -> tuple[float, float, float]:
+    """The same jobs at saturation: ``/healthz`` from :data:`LOAD_CLIENTS` concurrent clients,
+    then every job submitted at once by as many. Returns the orchestration CPU per job (every
+    process in ``pids``), the API's CPU per ``/healthz`` request under that load, and jobs/s.
+    A process busy with many requests or messages spends less on each than one woken for each
+    alone (the sequential figures above), so both sides of the ratio are taken this way."""
+    before = tree_cpu(pids["api"])
+    run_load(url, "GET", "/healthz", n=HEALTHZ_REQUESTS, clients=LOAD_CLIENTS)
+    healthz = (tree_cpu(pids["api"]) - before) / HEALTHZ_REQUESTS
+    bodies = [{**body, "question": q} for q in QUESTIONS]
+    cpu_before = sum(tree_cpu(pid) for pid in pids.values())
+    started = time.perf_counter()
+    load = run_load(
+        url,
+        "POST",
+        "/v1/jobs",
+        n=jobs,
+        clients=LOAD_CLIENTS,
+        keys=[secret],
+        bodies=bodies,
+        collect=True,
+    )
+    if load.statuses != {202: jobs}:
+        raise RuntimeError(f"submissions under load answered {dict(load.statuses)}")
+    observer.wait_all([uuid.UUID(answer["id"]) for answer in load.answers])
+    rate = jobs / (time.perf_counter() - started)
+    time.sleep(0.5)  # the last settlement's bookkeeping
+    return (sum(tree_cpu(pid) for pid in pids.values()) - cpu_before) / jobs, healthz, rate
+
+
 def count_per_job(
     jobs: int,
     env: Mapping[str, str],
@@ -285,7 +339,12 @@ def count_per_job(
     from shared.tenants.service import create_key, create_tenant
 
     with unit_of_work() as session:
-        tenant = create_tenant(session, f"bench-{uuid.uuid4().hex[:8]}", budget_cap=Decimal(1000))
+        tenant = create_tenant(
+            session,
+            f"bench-{uuid.uuid4().hex[:8]}",
+            budget_cap=Decimal(1000),
+            rate_limit_rpm=1_000_000,  # the saturated phase submits every job at once
+        )
         secret = create_key(session, tenant).secret
     observer = Observer()
     broker = redis.Redis.from_url(REDIS_URL)
@@ -342,6 +401,7 @@ def count_per_job(
                 one(QUESTIONS[(i + 1) % len(QUESTIONS)])
             time.sleep(0.5)  # let the last settle's bookkeeping finish
             last, elapsed = snapshot(), time.perf_counter() - started
+        saturated = under_load(url, pids, secret, body, jobs, observer)
     observer.conn.close()
     healthz = healthz_cpu / (rounds * (HEALTHZ_REQUESTS // HEALTHZ_ROUNDS))
     cpu = {name: (last.cpu[name] - first.cpu[name]) / jobs for name in pids}
@@ -369,6 +429,12 @@ def count_per_job(
     print(
         f"{'CPU orchestration (sum)':<34}{total_cpu * 1000:>9.2f} ms"
         f"{'':>3}{total_cpu / healthz:>6.1f} x /healthz (floor {FLOOR_CPU_RATIO:g} x)"
+    )
+    job_cpu, healthz_loaded, rate = saturated
+    print(
+        f"{'at saturation (all at once)':<34}{job_cpu * 1000:>9.2f} ms"
+        f"{'':>3}{job_cpu / healthz_loaded:>6.1f} x /healthz under {LOAD_CLIENTS} clients "
+        f"({healthz_loaded * 1000:.3f} ms); {rate:.1f} jobs/s"
     )
     if statements or observer.statements_available:
         print(f"{'SQL statements':<34}{sql / jobs:>12.1f}{FLOOR_STATEMENTS:>12}")

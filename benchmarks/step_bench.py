@@ -44,7 +44,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline_bench import DATABASE_URL, LEVELS, REDIS_URL, bench_servers, tree_cpu  # noqa: E402
+from benchmarks.pipeline_bench import (  # noqa: E402
+    DATABASE_URL,
+    LEVELS,
+    REDIS_URL,
+    bench_servers,
+    tree_cpu,
+)
 
 QUESTION = "What is 17 * 3 + 12?"
 PROMPT = "Q: What is 17 * 3 + 12?\nA:"
