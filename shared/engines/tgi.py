@@ -86,8 +86,9 @@ def map_error(error: BaseException, *, engine: str, route: str) -> EngineError |
     return None
 
 
-def _token(text: str, logprob: float | None, token_id: int | None) -> TokenLogprob:
-    return TokenLogprob(text=text, logprob=logprob, token_id=token_id)
+def _tokens(entries: list[dict[str, Any]]) -> tuple[TokenLogprob, ...]:
+    """TGI's token entries (``{"id", "text", "logprob"}``) as tokens."""
+    return tuple(TokenLogprob(t["text"], t.get("logprob"), t.get("id")) for t in entries)
 
 
 class TGIClient:
@@ -218,9 +219,7 @@ class TGIClient:
         details = data.get("details") if isinstance(data, dict) else None
         if not isinstance(details, dict):
             raise self._protocol_error("the engine returned no details; is it a TGI server?")
-        prompt_tokens = [
-            _token(t["text"], t.get("logprob"), t.get("id")) for t in details.get("prefill") or []
-        ]
+        prompt_tokens = _tokens(details.get("prefill") or [])
         counted = headers.get(PROMPT_TOKENS_HEADER)
         if counted is None and not prefill:
             raise self._protocol_error(
@@ -233,8 +232,8 @@ class TGIClient:
             finish_reason=str(details.get("finish_reason")),
             prompt_tokens=int(counted) if counted is not None else len(prompt_tokens),
             generated_tokens=int(details.get("generated_tokens", 0)),
-            token_logprobs=tuple(_token(t["text"], t.get("logprob"), t.get("id")) for t in tokens),
-            prompt_logprobs=tuple(prompt_tokens),
+            token_logprobs=_tokens(tokens),
+            prompt_logprobs=prompt_tokens,
             latency_s=time.perf_counter() - started,
             cached_tokens=int(cached or 0),
         )
