@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import psutil
 
 
 @dataclass
@@ -90,9 +89,3 @@ def hammer(
     return asyncio.run(
         _hammer(url, method, path, n=n, clients=clients, keys=keys, bodies=bodies, collect=collect)
     )
-
-
-def own_cpu() -> float:
-    """This process's CPU seconds so far: the load generator's own cost."""
-    times = psutil.Process().cpu_times()
-    return float(times.user + times.system)
