@@ -73,8 +73,8 @@ class Extend(Step[Extension]):
         spent: Decimal,
     ) -> None:
         generation, level = result.generation, self.target
-        # Appended in SQL: the lock does not read the insights written so far.
-        job.insights = Job.insights + result.text
+        # The insights as read: a job that still waits for this level has no others.
+        job.insights = read.insights + result.text
         job.insight_tokens = job.insight_tokens + generation.generated_tokens
         job.insights_finished = result.finished
         job.current_level = level

@@ -36,7 +36,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 Row = tuple[Any, ...]
 
 # Only renders: statements run on the connections of the process's engine, whose dialect this is.
-_DIALECT = psycopg_dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
+DIALECT = psycopg_dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +65,14 @@ class DriverStatement:
 
     def _compile(self) -> tuple[str, tuple[_Slot, ...]]:
         if self._compiled is None:
-            compiled = cast(SQLCompiler, self.statement.compile(dialect=_DIALECT))
+            compiled = cast(SQLCompiler, self.statement.compile(dialect=DIALECT))
             binds = {name: bind for bind, name in compiled.bind_names.items()}
             slots = tuple(
                 _Slot(
                     name,
                     binds[name].required,
                     compiled.params[name],
-                    binds[name].type.dialect_impl(_DIALECT).bind_processor(_DIALECT),
+                    binds[name].type.dialect_impl(DIALECT).bind_processor(DIALECT),
                 )
                 for name in compiled.positiontup or ()
             )

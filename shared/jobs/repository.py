@@ -3,6 +3,7 @@ events, stuck jobs."""
 
 from __future__ import annotations
 
+import enum
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -13,13 +14,26 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, event, func, inspect, literal, select, text, update
+from sqlalchemy import (
+    Column,
+    Float,
+    Numeric,
+    String,
+    Table,
+    bindparam,
+    event,
+    func,
+    inspect,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import instance_state
-from sqlalchemy.sql.elements import ClauseElement
 
-from shared.db.driver import DriverStatement
+from shared.db.driver import DIALECT, DriverStatement
 from shared.db.models import (
     TERMINAL_STATUSES,
     Job,
@@ -105,7 +119,14 @@ _STEP_READ = (Job.id, *STATE_COLUMNS, *PROMPT_COLUMNS)
 _STEP_LOCK = (Job.id, *STATE_COLUMNS)
 _STEP_READ_KEYS = tuple(column.key for column in _STEP_READ)
 _STEP_LOCK_KEYS = tuple(column.key for column in _STEP_LOCK)
-_SNAPSHOT = DriverStatement(select(*_STEP_READ).where(Job.id == bindparam("job_id")))
+_SNAPSHOTS = {
+    spent: DriverStatement(
+        select(*_STEP_READ, (_SPENT if spent else literal(0)).label("spent")).where(
+            Job.id == bindparam("job_id")
+        )
+    )
+    for spent in (False, True)
+}
 _STEP_LOCKS = {
     spent: DriverStatement(
         select(*_STEP_LOCK, (_SPENT if spent else literal(0)).label("spent"))
@@ -144,11 +165,24 @@ def loaded_job(values: Iterable[tuple[str, Any]] | Mapping[str, Any]) -> Job:
     return job
 
 
-def job_snapshot(session: Session, job_id: uuid.UUID) -> Job | None:
-    """The job's state and prompt, on no session: what a step decides on before its engine
-    call."""
-    row = _SNAPSHOT.first(session.connection(), {"job_id": job_id})
-    return None if row is None else _job_of(_STEP_READ_KEYS, row)
+def job_snapshot(
+    session: Session, job_id: uuid.UUID, *, with_spent: bool = False
+) -> tuple[Job, Decimal] | None:
+    """The job's state and prompt, on no session, and (when asked) what its recorded calls
+    cost so far, in one statement: what a step decides on before its engine call."""
+    row = _SNAPSHOTS[with_spent].first(session.connection(), {"job_id": job_id})
+    if row is None:
+        return None
+    return _job_of(_STEP_READ_KEYS, row[:-1]), Decimal(str(row[-1]))
+
+
+def state_of(read: Job) -> Job:
+    """A job holding ``read``'s state columns as loaded, on no session: what a step records
+    into when it writes without a lock (:func:`record_step`), as into :func:`lock_state`'s."""
+    values = instance_state(read).dict
+    state = {key: values[key] for key in _STEP_LOCK_KEYS}
+    state["scores"] = list(state["scores"])  # not shared with ``read``
+    return loaded_job(state)
 
 
 def lock_state(
@@ -165,22 +199,19 @@ def lock_state(
 
 def save_state(session: Session, job: Job) -> None:
     """Write the columns assigned to ``job`` (from :func:`lock_state`) since it was locked, in
-    one UPDATE; a column assigned a SQL expression (the insights' append) gets the expression."""
+    one UPDATE."""
+    changed, values = _changes(job)
+    if changed:
+        _update_of(changed).execute(session.connection(), {"_job_id": job.id, **values})
+
+
+def _changes(job: Job) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The attributes assigned to ``job`` since it was loaded, and their values; from then on
+    it holds them as loaded."""
     state = instance_state(job)
-    changed = sorted(state.committed_state)
-    if not changed:
-        return
-    values = {key: state.dict[key] for key in changed}
-    if any(isinstance(value, ClauseElement) for value in values.values()):
-        statement = (
-            update(_JOBS)
-            .where(_JOBS.c.id == job.id)
-            .values({_COLUMN_OF[key]: value for key, value in values.items()})
-        )
-        session.connection().execute(statement)
-    else:
-        _update_of(tuple(changed)).execute(session.connection(), {"_job_id": job.id, **values})
+    changed = tuple(sorted(state.committed_state))
     state.committed_state.clear()
+    return changed, {key: state.dict[key] for key in changed}
 
 
 @lru_cache(maxsize=64)
@@ -255,17 +286,19 @@ def _insert_pending(session: Session) -> None:
 # changes, so SQLAlchemy compiles it once and psycopg prepares it once per connection (a
 # multi-row VALUES has no cache key and was compiled on every write; an executemany is one
 # statement per row), and one text parameter costs the driver far less than a column of values.
-_INSERT_EVENTS = DriverStatement(
-    text(
-        """
+def _events_insert(rows: str, where: str = "true") -> str:
+    """INSERT of the events in the JSON array parameter ``rows``, in order, where ``where``."""
+    return f"""
         INSERT INTO job_events (job_id, kind, status, level, data)
         SELECT (e.event ->> 'job_id')::uuid, e.event ->> 'kind', e.event ->> 'status',
                (e.event ->> 'level')::integer, e.event -> 'data'
-        FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS e(event, ord)
+        FROM jsonb_array_elements(CAST(:{rows} AS jsonb)) WITH ORDINALITY AS e(event, ord)
+        WHERE {where}
         ORDER BY e.ord
-        """
-    )
-)
+        """  # noqa: S608 - a parameter's name and a fixed condition, never input
+
+
+_INSERT_EVENTS = DriverStatement(text(_events_insert("rows")))
 
 
 @event.listens_for(Session, "after_flush")
@@ -350,6 +383,105 @@ _INSERT_CALL = DriverStatement(
     .on_conflict_do_nothing(index_elements=["job_id", "step"])
     .returning(_CALLS.c.id)
 )
+
+
+# -- a step's record in one statement ----------------------------------------------------------
+
+
+class Recorded(enum.Enum):
+    RECORDED = "recorded"  # the call, the job's new state and its events are written
+    DUPLICATE = "duplicate"  # the call was recorded before: nothing written
+    MOVED = "moved"  # the job no longer holds the state it was read in: nothing written
+
+
+# What a step's record is computed from: a job that still holds what was read in these columns
+# waits for the same step (flow.next_task reads its status and level) and gets the same writes.
+_RECORD_GUARD = ("status", "current_level", "insight_tokens", "scores")
+
+
+def record_step(session: Session, read: Job, job: Job, call: Mapping[str, Any]) -> Recorded:
+    """Record a step without a transaction of its own: ONE statement locks the job's row if
+    it still holds ``read``'s state, inserts the ``call`` row unless the step is recorded
+    already, writes what was assigned to ``job`` (:func:`state_of` ``read``) and the
+    session's pending events, and commits by itself (``session`` on an autocommit
+    connection, :func:`outside_transaction`). Nothing is written unless all of it is.
+
+    The lock is held for that statement only; a concurrent change of the row (a duplicate
+    delivery, the sweeper, a cancellation) is waited for and the guard re-checked on the
+    row's latest version, as an UPDATE's condition is.
+    """
+    changed, values = _changes(job)
+    params: dict[str, Any] = {
+        "_job_id": read.id,
+        "_events": json.dumps(session.info.pop(_PENDING_EVENTS, [])),
+        **{f"_was_{key}": getattr(read, key) for key in _RECORD_GUARD},
+        **{f"_set_{key}": value for key, value in values.items()},
+        **{f"_call_{name}": call.get(name) for name in _CALL_COLUMNS if name != "id"},
+        "_call_id": uuid.uuid4(),
+    }
+    row = _record_of(changed).first(session.connection(), params)
+    assert row is not None  # the statement's last SELECT returns one row
+    locked, inserted = row
+    if not locked:
+        return Recorded.MOVED
+    return Recorded.RECORDED if inserted else Recorded.DUPLICATE
+
+
+def _cast(column: Column[Any]) -> str:
+    """The SQL type a parameter for ``column`` is cast to: a string or a number by its family
+    (a cast to ``varchar(n)`` would cut a longer value, where the column refuses it)."""
+    kind = column.type
+    if isinstance(kind, String):
+        return "text"
+    if isinstance(kind, Numeric) and not isinstance(kind, Float):
+        return "numeric"
+    return str(kind.compile(dialect=DIALECT))
+
+
+@lru_cache(maxsize=64)
+def _record_of(changed: tuple[str, ...]) -> DriverStatement:
+    """The record statement for a step that assigns ``changed``, built once per set."""
+    guard = " AND ".join(
+        f"{name} IS NOT DISTINCT FROM CAST(:_was_{name} AS {_cast(_JOBS.c[name])})"
+        for name in (_COLUMN_OF[key] for key in _RECORD_GUARD)
+    )
+    calls = ", ".join(_CALL_COLUMNS)
+    call_values = ", ".join(
+        f"CAST(:_call_{name} AS {_cast(_CALLS.c[name])})" for name in _CALL_COLUMNS
+    )
+    assignments = "".join(
+        f"{_COLUMN_OF[key]} = CAST(:_set_{key} AS {_cast(_JOBS.c[_COLUMN_OF[key]])}), "
+        for key in changed
+    )
+    binds = [
+        *(bindparam(f"_set_{key}", type_=_JOBS.c[_COLUMN_OF[key]].type) for key in changed),
+        *(bindparam(f"_was_{key}", type_=_JOBS.c[_COLUMN_OF[key]].type) for key in _RECORD_GUARD),
+        *(bindparam(f"_call_{name}", type_=_CALLS.c[name].type) for name in _CALL_COLUMNS),
+    ]
+    return DriverStatement(
+        text(
+            f"""
+            WITH locked AS MATERIALIZED (
+                SELECT id FROM jobs
+                WHERE id = CAST(:_job_id AS uuid) AND {guard}
+                FOR UPDATE
+            ),
+            recorded_call AS (
+                INSERT INTO model_calls ({calls})
+                SELECT {call_values} FROM locked
+                ON CONFLICT (job_id, step) DO NOTHING
+                RETURNING job_id
+            ),
+            moved AS (
+                UPDATE jobs SET {assignments}updated_at = now()
+                WHERE id = (SELECT job_id FROM recorded_call)
+                RETURNING id
+            ),
+            written AS ({_events_insert("_events", "EXISTS (SELECT 1 FROM moved)")})
+            SELECT EXISTS (SELECT 1 FROM locked), EXISTS (SELECT 1 FROM recorded_call)
+            """  # noqa: S608 - column names and casts, never input
+        ).bindparams(*binds)
+    )
 
 
 def calls(session: Session, job_id: uuid.UUID) -> list[ModelCall]:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -48,8 +50,27 @@ def cancel(job_id: uuid.UUID | str, step: str) -> list[NextTask]:
     return [settle_task(job_id)]
 
 
-def record_call(
-    session: Session,
+@dataclass(frozen=True)
+class PricedCall:
+    """A step's engine call priced at the job's prices: its cost and its ``model_calls`` row."""
+
+    cost: CallCost
+    row: dict[str, Any]
+
+    def count(self, session: Session) -> None:
+        """Its tokens, cost and FLOPs into the metrics once ``session`` commits."""
+        count_call(
+            session,
+            role=self.row["role"],
+            model=self.row["model"],
+            prompt_tokens=self.row["prompt_tokens"],
+            generated_tokens=self.row["generated_tokens"],
+            cost=self.cost.cost,
+            flops=self.cost.flops_prompt + self.cost.flops_generated,
+        )
+
+
+def priced_call(
     job: Job,
     *,
     step: str,
@@ -59,14 +80,13 @@ def record_call(
     level: int | None,
     generation: Generation,
     output_text: str | None,
-) -> CallCost | None:
-    """Record a step's engine call with its cost at ``profile``'s prices (the job's); None if
-    the step was already recorded."""
+) -> PricedCall:
+    """A step's engine call with its cost at ``profile``'s prices (the job's)."""
     cost = call_cost(
         profile, generation.prompt_tokens, generation.generated_tokens, generation.cached_tokens
     )
-    inserted = repo.insert_call(
-        session,
+    return PricedCall(
+        cost,
         {
             "job_id": job.id,
             "step": step,
@@ -85,17 +105,14 @@ def record_call(
             "finish_reason": generation.finish_reason,
         },
     )
+
+
+def record_call(session: Session, call: PricedCall) -> bool:
+    """Record a step's call once in ``session``'s transaction; False if it was already."""
+    inserted = repo.insert_call(session, call.row)
     if inserted:
-        count_call(
-            session,
-            role=role.value,
-            model=profile.name,
-            prompt_tokens=generation.prompt_tokens,
-            generated_tokens=generation.generated_tokens,
-            cost=cost.cost,
-            flops=cost.flops_prompt + cost.flops_generated,
-        )
-    return cost if inserted else None
+        call.count(session)
+    return inserted
 
 
 def enter_execution(
@@ -150,6 +167,7 @@ __all__ = [
     "is_over",
     "locked",
     "mark_failed",
+    "priced_call",
     "record_call",
     "record_retry",
 ]

@@ -73,12 +73,25 @@ def wait_blocked_by(stack: FaultStack, holder: Connection, timeout_s: float = 30
         wait_until("the victim's step waiting on the test's lock", blocked, timeout_s, every_s=0.02)
 
 
+def end_blocked_sessions(holder: Connection) -> None:
+    """End the Postgres sessions waiting for a lock ``holder`` holds. A step records in one
+    statement, which the server would otherwise run to its end once the lock is released,
+    dead client or not: the step is killed with its session, as when the server has noticed
+    that its client is gone."""
+    holder.execute(
+        text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+        )
+    )
+
+
 @contextmanager
 def job_waiting_for(
     stack: FaultStack, status: str, job_ids: list[uuid.UUID]
 ) -> Iterator[uuid.UUID]:
     """Lock the row of the first job seen in ``status`` (its step then cannot record) and
-    yield its id while the lock is held."""
+    yield its id while the lock is held; then end the sessions left waiting for it."""
     deadline = time.monotonic() + 60
     with stack.connection() as watcher:
         while time.monotonic() < deadline:
@@ -93,6 +106,7 @@ def job_waiting_for(
                     if locked_status == status:
                         wait_blocked_by(stack, holder)
                         yield found
+                        end_blocked_sessions(holder)
                         return
             time.sleep(0.02)
     raise AssertionError(f"no job reached {status} within 60 s")
