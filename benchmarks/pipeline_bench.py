@@ -559,7 +559,7 @@ def measure(
         step_cpu: dict[str, float] = {}
         run = inline_driver(step_cpu)
         inline_overhead, inline_wall = [], []
-        inline_cpu = 0.0  # this process's CPU in the steps (engine loop thread included)
+        inline_cpu = 0.0  # this process's CPU in the steps (its engine loop included)
         start_all = time.perf_counter()
         for question in questions:
             start = time.perf_counter()

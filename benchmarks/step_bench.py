@@ -21,7 +21,7 @@ Then what delivering one message costs a worker before any step code runs: a rea
 no-op task (``noop_worker.py``, built like the services' apps) in the threads and the prefork
 pool, CPU of its process tree per message.
 
-CPU time of this process (``time.process_time``: the engine loop's thread included, the
+CPU time of this process (``time.process_time``: its engine loop included, the
 simulator engine, Postgres and Redis excluded), so a busy machine changes the figures little;
 the ratio column is what to compare. Needs the local stack's Postgres (a scratch database) and
 starts a Redis server and the simulator engines of its own. Asserts nothing.

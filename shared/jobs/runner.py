@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import logging
 import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
@@ -95,45 +95,58 @@ def note_retry(job_id: str, task: str, attempt: int, error: BaseException) -> No
         log.warning("job %s: retry %d of %s not recorded", job_id, attempt, task)
 
 
+@dataclass
+class _ThreadEngines:
+    """One thread's event loop and the engine clients bound to it."""
+
+    loop: asyncio.AbstractEventLoop
+    pid: int
+    clients: dict[str, EngineClient] = field(default_factory=dict)
+
+
 class _EngineLoop:
-    """One event loop per worker process, on a daemon thread, holding the engine clients.
+    """An event loop per thread that calls engines (a task's thread), holding that thread's
+    engine clients; it runs only while the thread waits for a call.
 
     Tasks are synchronous; building an async client per call costs more than a short engine
-    call itself (connection pool, session). The loop and its clients are made lazily in the
-    process that uses them, so prefork children never share their parent's.
+    call itself (connection pool, session), so each thread keeps its clients. The call runs on
+    the task's own thread: a loop on a thread of its own cost a wake-up of that thread and one
+    of the task's thread back for every call. Loops and clients are made lazily in the process
+    that uses them, so prefork children never share their parent's.
     """
 
     def __init__(self) -> None:
+        self._local = threading.local()
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pid = 0
-        self._clients: dict[str, EngineClient] = {}
+        self._made: list[_ThreadEngines] = []  # every thread's, for closing at exit
 
-    def _ensure(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None or self._pid != os.getpid():
-                loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="engine-loop", daemon=True).start()
-                self._loop, self._pid, self._clients = loop, os.getpid(), {}
-            return self._loop
+    def _mine(self) -> _ThreadEngines:
+        mine: _ThreadEngines | None = getattr(self._local, "engines", None)
+        if mine is None or mine.pid != os.getpid():
+            mine = self._local.engines = _ThreadEngines(asyncio.new_event_loop(), os.getpid())
+            with self._lock:
+                self._made.append(mine)
+        return mine
 
-    def close(self, timeout_s: float = 5.0) -> None:
+    def close(self) -> None:
         """Close this process's clients, their pooled connections with them (at exit: an
         aiohttp session that is collected open is logged as an error)."""
         with self._lock:
-            loop, clients = self._loop, self._clients
-            if loop is None or self._pid != os.getpid() or not clients:
-                return
-            self._clients = {}
+            made = [engines for engines in self._made if engines.pid == os.getpid()]
+            self._made = []
+        for engines in made:
+            clients, engines.clients = list(engines.clients.values()), {}
 
-        async def close_all() -> None:
-            for client in clients.values():
-                await client.aclose()
+            async def close_all(clients: list[EngineClient] = clients) -> None:
+                for client in clients:
+                    await client.aclose()
 
-        try:
-            asyncio.run_coroutine_threadsafe(close_all(), loop).result(timeout=timeout_s)
-        except Exception as error:  # exiting anyway: say so, and go on
-            log.warning("engine clients not closed cleanly: %r", error)
+            try:
+                if clients:
+                    engines.loop.run_until_complete(close_all())
+                engines.loop.close()
+            except Exception as error:  # exiting anyway (a thread still mid-call): say so
+                log.warning("engine clients not closed cleanly: %r", error)
 
     def run(
         self,
@@ -143,23 +156,25 @@ class _EngineLoop:
     ) -> T:
         """``call`` on the role's client; past ``timeout_s`` it is cancelled and the step ends
         as a task past its soft time limit does (the threads and solo pools enforce none)."""
-        loop = self._ensure()
+        mine = self._mine()
         key = config.key  # a changed configuration gets a client of its own
+        bounds: list[asyncio.Timeout] = []
 
         async def go() -> T:
-            client = self._clients.get(key)
+            client = mine.clients.get(key)
             if client is None:
-                client = self._clients[key] = make_client(config)
-            return await call(client)
+                client = mine.clients[key] = make_client(config)
+            async with asyncio.timeout(timeout_s) as bound:
+                bounds.append(bound)
+                return await call(client)
 
-        future = asyncio.run_coroutine_threadsafe(go(), loop)
         try:
-            return future.result(timeout=timeout_s)
-        except concurrent.futures.TimeoutError:
-            if future.done():  # the call itself timed out, just as the wait ended
-                return future.result()
-            future.cancel()
-            raise SoftTimeLimitExceeded(f"engine call still running after {timeout_s} s") from None
+            return mine.loop.run_until_complete(go())
+        except TimeoutError:
+            if not (bounds and bounds[0].expired()):
+                raise  # the call's own timeout (an engine's), retried as transient
+            message = f"engine call still running after {timeout_s} s"
+            raise SoftTimeLimitExceeded(message) from None
 
 
 _engines = _EngineLoop()
