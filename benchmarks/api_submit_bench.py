@@ -8,12 +8,16 @@ run's commands only). Per accepted submission it prints:
   excluded), with each query's share, and transactions (``pg_stat_database``: commits +
   rollbacks, read once the server has reported them);
 - Redis commands (``INFO commandstats`` deltas);
-- API CPU (user + system time of the server and its worker processes) over the CPU of one
-  ``GET /healthz`` in the same run;
+- API CPU (user + system time of the server and its worker processes, read around each
+  phase's requests alone) over the CPU of one ``GET /healthz`` in the same run, the phases
+  alternating in rounds;
 - throughput of 50 clients on ONE tenant over 50 clients on 50 tenants (the budget-row lock);
 - that the cap held under a concurrent burst against a small cap;
 - the load generator's own CPU per request (aiohttp clients, :mod:`benchmarks.load`), so that
-  a run whose client was the limit shows it.
+  a run whose client was the limit shows it;
+- the floor under the CPU ratio: :mod:`benchmarks.bare_api` on the same server and worker
+  count, doing only an admission's I/O (one ``INSERT``, one ``LPUSH``), its submission against
+  its own ``/healthz``.
 
 Bench tenants have no request limit: what is measured is admission, not the limiter. CPU
 rather than wall time, and ratios against a request measured in the same run, because absolute
@@ -41,6 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import bare_api  # noqa: E402
 from benchmarks.load import hammer as run_load  # noqa: E402
 from tandem.stack.binaries import find_binaries  # noqa: E402
 from tandem.stack.infra import (  # noqa: E402
@@ -50,7 +55,7 @@ from tandem.stack.infra import (  # noqa: E402
     start_redis,
     stop_redis,
 )
-from tandem.stack.processes import serving_api  # noqa: E402
+from tandem.stack.processes import serving_api, serving_http  # noqa: E402
 from tandem.stack.settings import StackSettings  # noqa: E402
 
 
@@ -91,6 +96,7 @@ TRANSACTIONS_FLOOR = 1
 REDIS_FLOOR = 4
 CPU_RATIO_FLOOR = 3.0
 ONE_TENANT_FLOOR = 0.80
+ROUNDS = 4  # each phase is measured in this many rounds, the phases alternating
 
 
 def prepare() -> None:
@@ -119,7 +125,6 @@ class Counters:
     statements: int
     transactions: int
     redis_commands: int
-    cpu_s: float
     by_query: dict[str, int]
 
     def __sub__(self, other: Counters) -> Counters:
@@ -127,7 +132,6 @@ class Counters:
             self.statements - other.statements,
             self.transactions - other.transactions,
             self.redis_commands - other.redis_commands,
-            self.cpu_s - other.cpu_s,
             {q: n - other.by_query.get(q, 0) for q, n in self.by_query.items()},
         )
 
@@ -137,7 +141,6 @@ class Counters:
             self.statements + other.statements,
             self.transactions + other.transactions,
             self.redis_commands + other.redis_commands,
-            self.cpu_s + other.cpu_s,
             {q: self.by_query.get(q, 0) + other.by_query.get(q, 0) for q in queries},
         )
 
@@ -147,7 +150,10 @@ class Counters:
 STATS_FLUSH_S = 11.0
 
 
-def counters(server: psutil.Process) -> Counters:
+def counters() -> Counters:
+    """Statements, transactions and Redis commands so far. Not CPU: this waits for the
+    statistics to be flushed, and the API's idle CPU meanwhile is no request's (it is read
+    around each phase's requests alone)."""
     time.sleep(STATS_FLUSH_S)
     with _pg() as conn:
         rows = conn.execute(
@@ -166,6 +172,11 @@ def counters(server: psutil.Process) -> Counters:
         transactions = int(row[0]) if row else 0
     stats = redis.Redis.from_url(REDIS_URL).info("commandstats")
     commands = sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+    return Counters(sum(by_query.values()), transactions, commands, by_query)
+
+
+def cpu_of(server: psutil.Process) -> float:
+    """User + system CPU seconds of a server and its worker processes."""
     cpu = 0.0
     for process in [server, *server.children(recursive=True)]:
         try:
@@ -173,7 +184,39 @@ def counters(server: psutil.Process) -> Counters:
         except psutil.NoSuchProcess:
             continue
         cpu += times.user + times.system
-    return Counters(sum(by_query.values()), transactions, commands, cpu, by_query)
+    return cpu
+
+
+def bare_floor(workers: int, n: int, conc: int) -> tuple[float, float]:
+    """CPU per ``/healthz`` and per submission of :mod:`benchmarks.bare_api` (the I/O an
+    admission cannot do without, on the same server), in seconds."""
+    with _pg() as conn:
+        conn.execute(bare_api.CREATE_TABLE)
+
+    def command(port: int) -> list[str]:
+        run = (
+            "import uvicorn; uvicorn.run('benchmarks.bare_api:create_app', factory=True, "
+            f"host='127.0.0.1', port={port}, workers={workers}, log_config=None)"
+        )
+        return [sys.executable, "-c", run]
+
+    with serving_http(command, {"PYTHONPATH": str(ROOT)}) as (url, server):
+        process = psutil.Process(server.pid)
+        hammer(url, "GET", "/healthz", [None], None, 200, conc)
+        for _ in range(4):
+            hammer(url, "POST", "/v1/jobs", [None], QUESTION, 2 * conc, conc)
+        # In alternating rounds, as the API's phases: a drifting background load weighs on both.
+        health = submit = 0.0
+        accepted = 0
+        for _ in range(ROUNDS):
+            started = cpu_of(process)
+            hammer(url, "GET", "/healthz", [None], None, n // ROUNDS, conc)
+            health += cpu_of(process) - started
+            started = cpu_of(process)
+            _, counts = hammer(url, "POST", "/v1/jobs", [None], QUESTION, n // ROUNDS, conc)
+            submit += cpu_of(process) - started
+            accepted += counts.get(202, 0)
+    return health / (ROUNDS * (n // ROUNDS)), submit / max(accepted, 1)
 
 
 # Requests whose connection failed (status 0 in the counts), by error.
@@ -236,35 +279,46 @@ def main() -> None:
                 hammer(url, "POST", "/v1/jobs", many_keys, QUESTION, 2 * conc, conc)
             hammer(url, "POST", "/v1/jobs", [one_key], QUESTION, 4 * conc, conc)
 
-            before = counters(process)
-            client_started = time.process_time()
-            health_s, health_counts = hammer(url, "GET", "/healthz", [None], None, n, conc)
-            client_health = time.process_time() - client_started
-            health = counters(process) - before
-            # The two submission phases alternate in halves, so that a background load that drifts
-            # during the run weighs on both alike; counts are taken over the 50-tenant halves.
+            # The phases alternate in rounds (/healthz, 50 tenants, one tenant), so that a
+            # background load that drifts during the run weighs on all alike; counts are taken
+            # over the 50-tenant rounds.
+            health_s = health_cpu_s = submit_cpu_s = client_health = 0.0
+            health_counts: Counter[int] = Counter()
             many_s = one_s = client_submit = 0.0
             many_counts: Counter[int] = Counter()
             one_counts: Counter[int] = Counter()
             measured: Counters | None = None
-            for _ in range(2):
-                start = counters(process)
+            for _ in range(ROUNDS):
+                started_cpu = cpu_of(process)
                 client_started = time.process_time()
-                took, counted = hammer(url, "POST", "/v1/jobs", many_keys, QUESTION, n // 2, conc)
+                took, counted = hammer(url, "GET", "/healthz", [None], None, n // ROUNDS, conc)
+                client_health += time.process_time() - client_started
+                health_cpu_s += cpu_of(process) - started_cpu
+                health_s += took
+                health_counts.update(counted)
+                start = counters()
+                started_cpu = cpu_of(process)
+                client_started = time.process_time()
+                took, counted = hammer(
+                    url, "POST", "/v1/jobs", many_keys, QUESTION, n // ROUNDS, conc
+                )
                 client_submit += time.process_time() - client_started
-                delta = counters(process) - start
+                submit_cpu_s += cpu_of(process) - started_cpu
+                delta = counters() - start
                 measured = delta if measured is None else measured + delta
                 many_s += took
                 many_counts.update(counted)
-                took, counted = hammer(url, "POST", "/v1/jobs", [one_key], QUESTION, n // 2, conc)
+                took, counted = hammer(
+                    url, "POST", "/v1/jobs", [one_key], QUESTION, n // ROUNDS, conc
+                )
                 one_s += took
                 one_counts.update(counted)
             assert measured is not None
-            n = 2 * (n // 2)
+            n = ROUNDS * (n // ROUNDS)
 
             accepted = max(many_counts.get(202, 0), 1)
-            health_cpu = health.cpu_s / n
-            submit_cpu = measured.cpu_s / accepted
+            health_cpu = health_cpu_s / n
+            submit_cpu = submit_cpu_s / accepted
             statements = measured.statements / accepted
             transactions = measured.transactions / accepted
             commands = measured.redis_commands / accepted
@@ -283,7 +337,7 @@ def main() -> None:
             )
 
             print(f"API processes: {args.workers}; clients: {conc}; requests per phase: {n}")
-            print(f"GET /healthz:                {n / health_s:8.1f} req/s  {health_counts}")
+            print(f"GET /healthz:                {n / health_s:8.1f} req/s  {dict(health_counts)}")
             print(f"POST /v1/jobs (50 tenants):  {many_rate:8.1f} req/s  {dict(many_counts)}")
             print(f"POST /v1/jobs (one tenant):  {one_rate:8.1f} req/s  {dict(one_counts)}")
             print(f"{'per accepted submission':34} {'now':>9} {'floor':>7}")
@@ -332,8 +386,16 @@ def main() -> None:
                 f"  cap {budget['cap']}: spent {budget['spent']} + reserved {budget['reserved']}, "
                 f"overshoot {max(overshoot, Decimal(0))}  {verdict(overshoot <= 0)}  {burst_counts}"
             )
-            for error, count in TRANSPORT_ERRORS.most_common():
-                print(f"  connection failed ({count}x): {error}")
+        # The floor under the ratio: the same server doing only an admission's I/O.
+        bare_health, bare_submit = bare_floor(args.workers, n, conc)
+        print(
+            f"  bare admission (benchmarks/bare_api.py: one INSERT, one LPUSH): "
+            f"{bare_submit * 1e3:.2f} ms per submission, {bare_health * 1e3:.2f} ms per "
+            f"/healthz, {bare_submit / bare_health:.1f}x; the API's submission is "
+            f"{submit_cpu / bare_submit:.1f}x the bare one"
+        )
+        for error, count in TRANSPORT_ERRORS.most_common():
+            print(f"  connection failed ({count}x): {error}")
     finally:
         stop_redis(BENCH_REDIS)
         shutil.rmtree(BENCH_REDIS.root, ignore_errors=True)

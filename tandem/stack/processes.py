@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -151,13 +151,31 @@ def serving_api(
     """``tandem api serve`` on a free loopback port as a child process, yielded once its
     ``/healthz`` answers 200 as (base URL, process); stopped (its whole group) on exit.
     Benchmarks and end-to-end tests measure or drive the API as deployments run it."""
+
+    def command(port: int) -> list[str]:
+        argv = tandem_argv("api", "serve", "--host", "127.0.0.1", "--port", str(port))
+        return [*argv, "--workers", str(workers)]
+
+    with serving_http(command, env, log=log, start_timeout_s=start_timeout_s) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def serving_http(
+    command: Callable[[int], list[str]],
+    env: Mapping[str, str] | None = None,
+    *,
+    log: Path | None = None,
+    start_timeout_s: float = 60.0,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """An HTTP server, ``command(port)`` on a free loopback port, run as :func:`serving_api`
+    runs the API: yielded once its ``/healthz`` answers 200, its whole group stopped on exit."""
     import httpx  # the launcher's other paths do not need an HTTP client
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    argv = tandem_argv("api", "serve", "--host", "127.0.0.1", "--port", str(port))
-    argv += ["--workers", str(workers)]
+    argv = command(port)
     with contextlib.ExitStack() as cleanup:
         output = cleanup.enter_context(open_private_log(log)) if log else subprocess.DEVNULL
         process = subprocess.Popen(
@@ -174,11 +192,11 @@ def serving_api(
         deadline = time.monotonic() + start_timeout_s
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"the API exited with {process.returncode} (log: {log})")
+                raise RuntimeError(f"{argv[0]} exited with {process.returncode} (log: {log})")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the API did not answer /healthz in {start_timeout_s:g} s")
+                raise RuntimeError(f"{url} did not answer /healthz in {start_timeout_s:g} s")
             time.sleep(0.2)
         yield url, process
