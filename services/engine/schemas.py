@@ -78,6 +78,8 @@ def check_parameters(p: GenerateParameters, max_stop_sequences: int) -> None:
         raise validation_error("`temperature` must be strictly positive")
     if p.repetition_penalty is not None and p.repetition_penalty <= 0:
         raise validation_error("`repetition_penalty` must be strictly positive")
+    if p.frequency_penalty is not None and not -2.0 <= p.frequency_penalty <= 2.0:
+        raise validation_error("`frequency_penalty` must be >= -2.0 and <= 2.0")
     if p.top_p is not None and not 0.0 < p.top_p < 1.0:
         raise validation_error("`top_p` must be > 0.0 and < 1.0")
     if p.typical_p is not None and not 0.0 < p.typical_p < 1.0:

@@ -127,6 +127,8 @@ def test_sse_stream_format(any_backend: str) -> None:
     [
         ({"temperature": 0}, "`temperature` must be strictly positive"),
         ({"top_p": 1.0}, "`top_p` must be > 0.0 and < 1.0"),
+        ({"frequency_penalty": 2.5}, "`frequency_penalty` must be >= -2.0 and <= 2.0"),
+        ({"frequency_penalty": -2.01}, "`frequency_penalty` must be >= -2.0 and <= 2.0"),
         ({"top_k": 0}, "`top_k` must be strictly positive"),
         ({"max_new_tokens": 0}, "`max_new_tokens` must be strictly positive"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "`stop` supports up to 4 stop sequences"),
