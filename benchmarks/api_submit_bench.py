@@ -187,6 +187,31 @@ def cpu_of(server: psutil.Process) -> float:
     return cpu
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One phase of load: the server's CPU over it, its wall time and its answers by status."""
+
+    cpu_s: float
+    wall_s: float
+    statuses: dict[int, int]
+
+
+def measured_hammer(
+    server: psutil.Process,
+    url: str,
+    method: str,
+    path: str,
+    keys: list[str | None],
+    body: object,
+    n: int,
+    conc: int,
+) -> Measured:
+    """:func:`hammer`, with the server's CPU read around the requests alone."""
+    started = cpu_of(server)
+    wall_s, statuses = hammer(url, method, path, keys, body, n, conc)
+    return Measured(cpu_of(server) - started, wall_s, statuses)
+
+
 def bare_floor(workers: int, n: int, conc: int) -> tuple[float, float]:
     """CPU per ``/healthz`` and per submission of :mod:`benchmarks.bare_api` (the I/O an
     admission cannot do without, on the same server), in seconds."""
@@ -209,13 +234,14 @@ def bare_floor(workers: int, n: int, conc: int) -> tuple[float, float]:
         health = submit = 0.0
         accepted = 0
         for _ in range(ROUNDS):
-            started = cpu_of(process)
-            hammer(url, "GET", "/healthz", [None], None, n // ROUNDS, conc)
-            health += cpu_of(process) - started
-            started = cpu_of(process)
-            _, counts = hammer(url, "POST", "/v1/jobs", [None], QUESTION, n // ROUNDS, conc)
-            submit += cpu_of(process) - started
-            accepted += counts.get(202, 0)
+            health += measured_hammer(
+                process, url, "GET", "/healthz", [None], None, n // ROUNDS, conc
+            ).cpu_s
+            posted = measured_hammer(
+                process, url, "POST", "/v1/jobs", [None], QUESTION, n // ROUNDS, conc
+            )
+            submit += posted.cpu_s
+            accepted += posted.statuses.get(202, 0)
     return health / (ROUNDS * (n // ROUNDS)), submit / max(accepted, 1)
 
 
@@ -289,25 +315,25 @@ def main() -> None:
             one_counts: Counter[int] = Counter()
             measured: Counters | None = None
             for _ in range(ROUNDS):
-                started_cpu = cpu_of(process)
                 client_started = time.process_time()
-                took, counted = hammer(url, "GET", "/healthz", [None], None, n // ROUNDS, conc)
+                health = measured_hammer(
+                    process, url, "GET", "/healthz", [None], None, n // ROUNDS, conc
+                )
                 client_health += time.process_time() - client_started
-                health_cpu_s += cpu_of(process) - started_cpu
-                health_s += took
-                health_counts.update(counted)
+                health_cpu_s += health.cpu_s
+                health_s += health.wall_s
+                health_counts.update(health.statuses)
                 start = counters()
-                started_cpu = cpu_of(process)
                 client_started = time.process_time()
-                took, counted = hammer(
-                    url, "POST", "/v1/jobs", many_keys, QUESTION, n // ROUNDS, conc
+                spread = measured_hammer(
+                    process, url, "POST", "/v1/jobs", many_keys, QUESTION, n // ROUNDS, conc
                 )
                 client_submit += time.process_time() - client_started
-                submit_cpu_s += cpu_of(process) - started_cpu
+                submit_cpu_s += spread.cpu_s
                 delta = counters() - start
                 measured = delta if measured is None else measured + delta
-                many_s += took
-                many_counts.update(counted)
+                many_s += spread.wall_s
+                many_counts.update(spread.statuses)
                 took, counted = hammer(
                     url, "POST", "/v1/jobs", [one_key], QUESTION, n // ROUNDS, conc
                 )

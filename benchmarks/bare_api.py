@@ -6,9 +6,9 @@ same HTTP parser and event loop, same worker count), whose ``POST /v1/jobs`` doe
 an admission cannot do without: it validates the JSON body with a pydantic model, runs one
 prepared ``INSERT … RETURNING`` on an asyncpg pool in autocommit, pushes a message of a task's
 size with one ``LPUSH`` and answers 202 with a small JSON body. No authentication, budget, plan,
-metrics or middleware. Its ``/healthz`` is the API's. The ratio of the two, measured in the same
-run, is how many ``/healthz`` requests the I/O of one submission costs before any of the API's
-own work.
+metrics or middleware. Its ``/healthz`` answers as the API's does. The ratio of the two,
+measured in the same run, is how many ``/healthz`` requests the I/O of one submission costs
+before any of the API's own work.
 
     python -m uvicorn benchmarks.bare_api:create_app --factory --workers 2 --port 8001
     (TANDEM_DATABASE_URL and TANDEM_REDIS_URL name the servers)
@@ -29,6 +29,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from services.api.db import asyncpg_dsn
+
 CREATE_TABLE = (
     "CREATE TABLE IF NOT EXISTS bench_bare_jobs (id uuid PRIMARY KEY, question text NOT NULL, "
     "domain text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
@@ -46,10 +48,6 @@ class Submission(BaseModel):
     domain: str
 
 
-def _asyncpg_dsn(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
 async def _no_reset(connection: Any) -> None:
     pass
 
@@ -60,7 +58,7 @@ def create_app() -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state["pool"] = await asyncpg.create_pool(
-            _asyncpg_dsn(os.environ["TANDEM_DATABASE_URL"]),
+            asyncpg_dsn(os.environ["TANDEM_DATABASE_URL"]),
             min_size=1,
             max_size=10,
             reset=_no_reset,  # as the API's pool: no reset statement per checkout

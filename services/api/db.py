@@ -119,10 +119,14 @@ class AsyncDatabase:
             await pool.close()
 
 
+def asyncpg_dsn(url: str) -> str:
+    """The SQLAlchemy database URL (``postgresql+psycopg://…``) as asyncpg takes it."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 @lru_cache(maxsize=8)
 def _async_database(url: str, pool_size: int, timeout_s: float) -> AsyncDatabase:
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    return AsyncDatabase(dsn, pool_size, timeout_s)
+    return AsyncDatabase(asyncpg_dsn(url), pool_size, timeout_s)
 
 
 def async_database(settings: ApiSettings) -> AsyncDatabase:

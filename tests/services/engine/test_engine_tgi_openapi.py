@@ -107,7 +107,7 @@ def sse_payload_errors(path: str, response: httpx.Response | Any) -> list[str]:
     return errors
 
 
-def tgi_reason(failure: Any, path: str, response: Any, body: Any = None) -> str | None:
+def tgi_reason(failure: Any, path: str, response: Any, body: Any) -> str | None:
     """Why TGI itself fails this check the same way; None for a failure of ours. ``body`` is
     the request's JSON body."""
     title, message, status = failure.title, failure.message, response.status_code
