@@ -11,7 +11,9 @@ run's commands only). Per accepted submission it prints:
 - API CPU (user + system time of the server and its worker processes, read around each
   phase's requests alone) over the CPU of one ``GET /healthz`` in the same run, the phases
   alternating in rounds;
-- throughput of 50 clients on ONE tenant over 50 clients on 50 tenants (the budget-row lock);
+- throughput of 50 clients on ONE tenant over 50 clients on 50 tenants (the budget-row lock),
+  and the one-tenant phase's own statements, transactions, Redis commands and API CPU per
+  submission (its concurrent submissions are admitted in batches, :mod:`services.api.jobs.lanes`);
 - that the cap held under a concurrent burst against a small cap;
 - the load generator's own CPU per request (aiohttp clients, :mod:`benchmarks.load`), so that
   a run whose client was the limit shows it;
@@ -306,14 +308,16 @@ def main() -> None:
             hammer(url, "POST", "/v1/jobs", [one_key], QUESTION, 4 * conc, conc)
 
             # The phases alternate in rounds (/healthz, 50 tenants, one tenant), so that a
-            # background load that drifts during the run weighs on all alike; counts are taken
-            # over the 50-tenant rounds.
+            # background load that drifts during the run weighs on all alike. The table's counts
+            # are the 50-tenant rounds'; the one-tenant rounds are counted apart.
             health_s = health_cpu_s = submit_cpu_s = client_health = 0.0
             health_counts: Counter[int] = Counter()
             many_s = one_s = client_submit = 0.0
             many_counts: Counter[int] = Counter()
             one_counts: Counter[int] = Counter()
             measured: Counters | None = None
+            one_measured: Counters | None = None
+            one_cpu_s = 0.0
             for _ in range(ROUNDS):
                 client_started = time.process_time()
                 health = measured_hammer(
@@ -334,12 +338,16 @@ def main() -> None:
                 measured = delta if measured is None else measured + delta
                 many_s += spread.wall_s
                 many_counts.update(spread.statuses)
-                took, counted = hammer(
-                    url, "POST", "/v1/jobs", [one_key], QUESTION, n // ROUNDS, conc
+                start = counters()
+                alone = measured_hammer(
+                    process, url, "POST", "/v1/jobs", [one_key], QUESTION, n // ROUNDS, conc
                 )
-                one_s += took
-                one_counts.update(counted)
-            assert measured is not None
+                delta = counters() - start
+                one_measured = delta if one_measured is None else one_measured + delta
+                one_cpu_s += alone.cpu_s
+                one_s += alone.wall_s
+                one_counts.update(alone.statuses)
+            assert measured is not None and one_measured is not None
             n = ROUNDS * (n // ROUNDS)
 
             accepted = max(many_counts.get(202, 0), 1)
@@ -404,6 +412,20 @@ def main() -> None:
                 f"  (API CPU: {submit_cpu * 1e3:.2f} ms per submission, "
                 f"{health_cpu * 1e3:.2f} ms per /healthz)"
             )
+            # One tenant's concurrent submissions share a lane and go in batches
+            # (services.api.jobs.lanes): fewer statements than submissions.
+            one_accepted = max(one_counts.get(202, 0), 1)
+            print(
+                f"  one tenant, per accepted submission: "
+                f"{one_measured.statements / one_accepted:.2f} statements, "
+                f"{one_measured.transactions / one_accepted:.2f} transactions, "
+                f"{one_measured.redis_commands / one_accepted:.2f} Redis commands, API CPU "
+                f"{one_cpu_s / one_accepted * 1e3:.2f} ms "
+                f"({one_cpu_s / one_accepted / health_cpu:.1f}x /healthz); by query:"
+            )
+            for query, calls in sorted(one_measured.by_query.items(), key=lambda item: -item[1]):
+                if calls:
+                    print(f"    {calls / one_accepted:5.2f}  {query}")
             print(
                 f"  (load generator: {client_health / n * 1e3:.2f} ms of CPU per /healthz, "
                 f"{client_submit / n * 1e3:.2f} ms per submission)"

@@ -85,6 +85,14 @@ COST_DOLLARS = Counter("tandem_cost_dollars", "Money of recorded engine calls.",
 FLOPS = Counter(
     "tandem_flops", "FLOPs of recorded engine calls (2 · params · tokens).", ["role", "model"]
 )
+ADMISSION_BATCH = Histogram(
+    "tandem_admission_batch_size",
+    "Submissions of one tenant admitted in one statement after waiting for their budget's "
+    "lane, by outcome (together; alone: they did not all fit, or the server refused the "
+    "statement; failed: its connection failed).",
+    ["outcome"],
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
 HTTP_DURATION = Histogram(
     "tandem_http_request_duration_seconds",
     "API request wall time by route template, method and status.",

@@ -582,26 +582,7 @@ async def admit(
     own, so it sees every admission that committed while this one waited for the lock), then
     admit unless the count is at the limit (:class:`AtLimit`, nothing written).
     """
-    params = [
-        job["tenant_id"],
-        period_key,
-        job["id"],
-        ledger_id,
-        job["status"],
-        job["domain"],
-        job["policy"],
-        job["question"],
-        json.dumps(job["job_metadata"]),
-        job["webhook_url"],
-        job["idempotency_key"],
-        job["request_hash"],
-        job["fixed_level"],
-        job["prompt_version"],
-        job["max_cost"],
-        job["trace_id"],
-        None if job.get("prices") is None else json.dumps(job["prices"]),
-        bool(job.get("stream_answer", False)),
-    ]
+    params = [job["tenant_id"], period_key, job["id"], ledger_id, *_job_values(job)]
     for candidate in candidates:
         params += [candidate.cost, json.dumps(candidate.levels), candidate.max_answer_tokens]
     key_id = job.get("api_key_id")
@@ -628,6 +609,180 @@ async def admit(
         reserved=row[2],
         created_at=row[3],
         key_budget_id=row[4],
+    )
+
+
+@dataclass(frozen=True)
+class Together:
+    """One job of a batch admitted together: its attributes as :func:`admit` takes them, the
+    one plan it may reserve, and the id of its ledger hold."""
+
+    job: dict[str, Any]
+    candidate: Candidate
+    ledger_id: uuid.UUID
+
+
+async def admit_together(
+    connection: Any,
+    batch: Sequence[Together],
+    *,
+    tenant_id: uuid.UUID,
+    period_key: str,
+    key_id: uuid.UUID | None = None,
+    key_period: str | None = None,
+) -> list[Admitted] | None:
+    """Admission of several of one tenant's jobs, submitted with one key (or none), in ONE
+    statement on an asyncpg ``connection``: all of them at their one plan, or none.
+
+    The budget rows are locked once for the whole batch and its total is reserved only if it
+    fits (``spent + reserved + total <= cap``, the key's cap too), so each job's plan fits
+    after the ones before it, as if each had been admitted alone in turn; then every job, hold
+    and ``submitted`` event is inserted. None, with nothing written, when the total does not
+    fit or a budget row does not exist: the caller admits each job alone (:func:`admit`), which
+    may still fit a smaller plan or tell why not. A job whose idempotency key was used fails
+    the whole statement (``UniqueViolationError``), again with nothing written.
+
+    Jobs whose tenant limits how many may run at once are not admitted this way: that count
+    is :func:`admit`'s, under the rows' lock."""
+    columns: list[list[Any]] = [[] for _ in range(len(_TOGETHER_COLUMNS))]
+    for item in batch:
+        job, candidate = item.job, item.candidate
+        if job["tenant_id"] != tenant_id or job.get("api_key_id") != key_id:
+            raise ValueError("a batch admits one tenant's jobs of one key")
+        row = (
+            job["id"],
+            item.ledger_id,
+            *_job_values(job),
+            candidate.cost,
+            json.dumps(candidate.levels),
+            candidate.max_answer_tokens,
+        )
+        for values, value in zip(columns, row, strict=True):
+            values.append(value)
+    rows = await connection.fetch(
+        _ADMIT_TOGETHER, tenant_id, period_key, key_id, key_period, *columns
+    )
+    if not rows:
+        return None
+    created = {row[1]: row for row in rows}
+    return [
+        Admitted(
+            budget_id=created[item.job["id"]][0],
+            choice=0,
+            reserved=item.candidate.cost,
+            created_at=created[item.job["id"]][2],
+            key_budget_id=created[item.job["id"]][3],
+        )
+        for item in batch
+    ]
+
+
+# What both admission statements share: the key's row takes the hold the tenant's took, and
+# the job row's columns.
+_KEY_HELD = """key_held AS (
+    UPDATE key_budgets AS k
+    SET reserved = k.reserved + h.cost, updated_at = now()
+    FROM held AS h, kb
+    WHERE k.id = kb.id
+),"""
+_JOB_COLUMNS = (
+    "id, tenant_id, status, domain, policy, question, metadata, webhook_url, idempotency_key, "
+    "request_hash, levels, fixed_level, max_answer_tokens, prompt_version, budget_id, max_cost, "
+    "reserved_amount, trace_id, prices, api_key_id, key_budget_id, stream_answer"
+)
+# Each job's values, one array per column, in this order; every array is cast, since asyncpg
+# sends what the server infers. JSON travels as text and is cast per row.
+_TOGETHER_COLUMNS = (
+    ("id", "uuid"),
+    ("ledger_id", "uuid"),
+    ("status", "text"),
+    ("domain", "text"),
+    ("policy", "text"),
+    ("question", "text"),
+    ("metadata", "text"),
+    ("webhook_url", "text"),
+    ("idempotency_key", "text"),
+    ("request_hash", "text"),
+    ("fixed_level", "integer"),
+    ("prompt_version", "text"),
+    ("max_cost", "numeric"),
+    ("trace_id", "text"),
+    ("prices", "text"),
+    ("stream_answer", "boolean"),
+    ("cost", "numeric"),
+    ("levels", "text"),
+    ("max_answer_tokens", "integer"),
+)
+_ADMIT_TOGETHER = """
+WITH batch AS (
+    SELECT * FROM unnest({arrays}) AS b({names})
+),
+total AS (SELECT sum(cost) AS cost FROM batch),
+kb AS (
+    SELECT k.id, k.cap, k.spent, k.reserved FROM key_budgets AS k
+    WHERE k.api_key_id = $3::uuid AND k.period_key = $4::text
+    FOR UPDATE
+),
+held AS (
+    UPDATE budgets AS b
+    SET reserved = b.reserved + t.cost, updated_at = now()
+    FROM total AS t
+    WHERE b.tenant_id = $1::uuid AND b.period_key = $2::text
+      AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM kb))
+      AND b.spent + b.reserved + t.cost <= b.cap
+      AND NOT EXISTS (SELECT 1 FROM kb WHERE kb.spent + kb.reserved + t.cost > kb.cap)
+    RETURNING b.id AS budget_id, t.cost
+),
+{key_held}
+job AS (
+    INSERT INTO jobs ({job_columns})
+    SELECT b.id, $1::uuid, b.status, b.domain, b.policy, b.question, b.metadata::jsonb,
+           b.webhook_url, b.idempotency_key, b.request_hash, b.levels::jsonb, b.fixed_level,
+           b.max_answer_tokens, b.prompt_version, h.budget_id, b.max_cost, b.cost, b.trace_id,
+           b.prices::jsonb, $3::uuid, (SELECT kb.id FROM kb), b.stream_answer
+    FROM batch AS b CROSS JOIN held AS h
+    RETURNING id, created_at
+),
+hold AS (
+    INSERT INTO ledger_entries (id, tenant_id, budget_id, job_id, kind, amount)
+    SELECT b.ledger_id, $1::uuid, h.budget_id, b.id, 'reserve', b.cost
+    FROM batch AS b CROSS JOIN held AS h
+),
+event AS (
+    INSERT INTO job_events (job_id, kind, status, data)
+    SELECT b.id, 'submitted', b.status,
+           jsonb_build_object('reserved', b.cost::text, 'levels', b.levels::jsonb,
+                              'max_answer_tokens', b.max_answer_tokens)
+    FROM batch AS b CROSS JOIN held AS h
+)
+SELECT h.budget_id, j.id, j.created_at, (SELECT kb.id FROM kb)
+FROM held AS h CROSS JOIN job AS j
+""".format(  # noqa: S608 - column names and casts, never input
+    arrays=", ".join(f"${i + 5}::{kind}[]" for i, (_name, kind) in enumerate(_TOGETHER_COLUMNS)),
+    names=", ".join(name for name, _kind in _TOGETHER_COLUMNS),
+    key_held=_KEY_HELD,
+    job_columns=_JOB_COLUMNS,
+)
+
+
+def _job_values(job: dict[str, Any]) -> tuple[Any, ...]:
+    """The job's own columns as both admission statements bind them, from ``status`` to
+    ``stream_answer`` (JSON as text)."""
+    return (
+        job["status"],
+        job["domain"],
+        job["policy"],
+        job["question"],
+        json.dumps(job["job_metadata"]),
+        job["webhook_url"],
+        job["idempotency_key"],
+        job["request_hash"],
+        job["fixed_level"],
+        job["prompt_version"],
+        job["max_cost"],
+        job["trace_id"],
+        None if job.get("prices") is None else json.dumps(job["prices"]),
+        bool(job.get("stream_answer", False)),
     )
 
 
@@ -664,7 +819,13 @@ def _admit_statement(candidates: int) -> str:
     # The key's id and period follow the candidates, so the job's own parameters keep their
     # numbers whatever the count.
     key = _FIXED_PARAMS + 3 * candidates
-    return _ADMIT.format(candidates=", ".join(rows), key_id=f"${key + 1}", key_period=f"${key + 2}")
+    return _ADMIT.format(
+        candidates=", ".join(rows),
+        key_id=f"${key + 1}",
+        key_period=f"${key + 2}",
+        key_held=_KEY_HELD,
+        job_columns=_JOB_COLUMNS,
+    )
 
 
 _ADMIT = """
@@ -686,17 +847,9 @@ held AS (
                                      WHERE kb.spent + kb.reserved + f.cost > kb.cap))
     RETURNING b.id AS budget_id, c.ord, c.cost, c.levels, c.max_answer_tokens
 ),
-key_held AS (
-    UPDATE key_budgets AS k
-    SET reserved = k.reserved + h.cost, updated_at = now()
-    FROM held AS h, kb
-    WHERE k.id = kb.id
-),
+{key_held}
 job AS (
-    INSERT INTO jobs (id, tenant_id, status, domain, policy, question, metadata, webhook_url,
-                      idempotency_key, request_hash, levels, fixed_level, max_answer_tokens,
-                      prompt_version, budget_id, max_cost, reserved_amount, trace_id, prices,
-                      api_key_id, key_budget_id, stream_answer)
+    INSERT INTO jobs ({job_columns})
     SELECT $3::uuid, $1::uuid, $5::text, $6::text, $7::text, $8::text, $9::jsonb, $10::text,
            $11::text, $12::text, h.levels, $13::integer, h.max_answer_tokens, $14::text,
            h.budget_id, $15::numeric, h.cost, $16::text, $17::jsonb,

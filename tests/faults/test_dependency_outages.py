@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -102,6 +103,14 @@ def submit_probe(client: httpx.Client, _: uuid.UUID) -> httpx.Response:
     return client.post("/v1/jobs", json={"question": "What is 2 + 2?", "domain": "math"})
 
 
+def burst_probe(client: httpx.Client, job_id: uuid.UUID) -> httpx.Response:
+    """Eight submissions of one tenant at once, which share its budget's lane in the API
+    (services.api.jobs.lanes): the first answer that is not a 503, else the first."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: submit_probe(client, job_id), range(8)))
+    return next((a for a in answers if a.status_code != 503), answers[0])
+
+
 def read_probe(client: httpx.Client, job_id: uuid.UUID) -> httpx.Response:
     return client.get(f"/v1/jobs/{job_id}")
 
@@ -126,6 +135,7 @@ def postgres_outage(stack: FaultStack) -> Outage:
     # Reads a few times a second: a dropped connection instead of the 503 is intermittent.
     probes: dict[str, Probe] = {
         "submit": submit_probe,
+        "submit burst": burst_probe,
         **{f"read {n}": read_probe for n in range(4)},
     }
     return outage(stack, 100, stack.stop_postgres, stack.start_postgres, probes)

@@ -9,6 +9,8 @@ concurrent-jobs limit is the exception: its admission locks the budget rows (the
 tenant's), counts its running jobs and admits, in one transaction of three statements. The job
 records the key that submitted it and is held in that key's budget row too, in the same
 statement.
+Submissions of one tenant that arrive while its admission statement is in flight are admitted
+together in one statement after it (:mod:`services.api.jobs.lanes`).
 
 A refusal writes nothing: a 402 leaves no reservation and queues nothing. The rare paths (the
 first admission of a budget period, which creates its row; a refusal's figures; an idempotent
@@ -26,15 +28,17 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import asyncpg
 from starlette.concurrency import run_in_threadpool
 
-from services.api.db import async_database, unit_of_work
+from services.api.db import AsyncDatabase, async_database, unit_of_work
 from services.api.errors import PayloadTooLarge, RateLimited
 from services.api.jobs import repository as repo
 from services.api.jobs.errors import IdempotencyConflict
+from services.api.jobs.lanes import Lane, lanes
 from services.api.jobs.publish import Publisher
 from services.api.jobs.schemas import JobCreate
 from services.api.plans import (
@@ -294,20 +298,32 @@ async def _admit(
         for p, cost in fitting
     ]
     database = async_database(settings)
+    # A tenant's concurrent-jobs limit is counted under its rows' lock, one job at a time.
+    lane = (
+        Lane(tenant.id, key, values["api_key_id"], key_period)
+        if tenant.max_concurrent_jobs is None
+        else None
+    )
     # Another attempt only after the period's budget row was created (its first admission), or
     # when the budget read after a refusal shows room made meanwhile; then the figures stand.
     for attempt in range(ATTEMPTS):
+        ledger_id = uuid.uuid4()
+        alone = partial(
+            _admit_alone,
+            database,
+            values,
+            key,
+            candidates,
+            ledger_id,
+            tenant.max_concurrent_jobs,
+            key_period,
+        )
         try:
-            async with database.connection() as connection:
-                admitted = await jobs.admit(
-                    connection,
-                    job=values,
-                    period_key=key,
-                    candidates=candidates,
-                    ledger_id=uuid.uuid4(),
-                    max_active=tenant.max_concurrent_jobs,
-                    key_period=key_period,
-                )
+            if lane is not None and attempt == 0:
+                together = jobs.Together(values, candidates[0], ledger_id)
+                admitted = await lanes(database).admit(lane, together, alone)
+            else:
+                admitted = await alone()
         except UNREACHABLE as exc:
             raise TransientError("the database is unreachable; retry shortly") from exc
         if isinstance(admitted, jobs.AtLimit):
@@ -345,6 +361,27 @@ async def _admit(
         if refusal is not None:
             raise refusal
     raise TransientError("the tenant's budget could not be read; retry shortly")
+
+
+async def _admit_alone(
+    database: AsyncDatabase,
+    values: dict[str, Any],
+    key: str,
+    candidates: list[jobs.Candidate],
+    ledger_id: uuid.UUID,
+    max_active: int | None,
+    key_period: str | None,
+) -> jobs.Admitted | jobs.AtLimit | None:
+    async with database.connection() as connection:
+        return await jobs.admit(
+            connection,
+            job=values,
+            period_key=key,
+            candidates=candidates,
+            ledger_id=ledger_id,
+            max_active=max_active,
+            key_period=key_period,
+        )
 
 
 def _refusal(
