@@ -124,6 +124,14 @@ OVERVIEW = dashboard(
             {"{{reason}}": f"sum by (reason) (rate(tandem_admission_rejections_total[{RATE}]))"},
             unit="reqps",
         ),
+        panel(
+            "Submissions admitted in batches / s",
+            {"{{outcome}}": (f"sum by (outcome) (rate(tandem_admission_batch_size_sum[{RATE}]))")},
+            unit="reqps",
+            description="One tenant's submissions that waited for its budget's lane: admitted "
+            "together in one statement, sent back to be admitted one by one (alone), or "
+            "answered 503 (failed). The rest were admitted by a statement of their own.",
+        ),
         row("Latency"),
         panel(
             "Pipeline step p95", {"{{task}}": p95("tandem_task_duration_seconds", "task")}, unit="s"
