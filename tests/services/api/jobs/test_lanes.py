@@ -129,7 +129,7 @@ async def test_a_burst_of_one_tenant_goes_in_few_statements(api_settings: ApiSet
     assert len(admitted) == 20 and len({s.job.id for s in admitted}) == 20
     assert {j.id for j in sent} == {s.job.id for s in admitted}
     # The first ran alone; the rest waited for it and went in one or a few statements.
-    assert after[0] - before[0] <= 3 and after[1] - before[1] >= 2, (before, after)
+    assert after[0] - before[0] <= 5 and after[1] - before[1] >= 10, (before, after)
     check_books(tenant, 21)
     for submission in admitted:
         assert submission.job.created_at is not None and submission.job.budget_id is not None
@@ -180,6 +180,22 @@ async def test_a_burst_on_one_key_keeps_to_the_keys_cap(api_settings: ApiSetting
             .where(Job.api_key_id == key.id, Job.key_budget_id == row.id)
         )
         assert keyed == 4
+
+
+async def test_a_first_burst_makes_its_budget_rows_once(api_settings: ApiSettings) -> None:
+    """No row yet for the period, the tenant's or the key's: the batch finds none and each
+    submission is admitted alone, making the rows on the way."""
+    tenant = made_tenant()
+    with unit_of_work() as session:
+        key = create_key(session, tenant, "ci", budget_cap=Decimal(5)).key
+        caller = caller_of(key, tenant)
+    admitted, refused, sent = await burst(api_settings, tenant, 10, caller=caller)
+    assert not refused, refused
+    assert len(admitted) == 10 and len(sent) == 10
+    reserved = check_books(tenant, 10)
+    with unit_of_work() as session:
+        rows = session.scalars(select(KeyBudget).where(KeyBudget.api_key_id == key.id)).all()
+        assert len(rows) == 1 and rows[0].reserved == reserved
 
 
 async def test_one_idempotency_key_in_a_burst_makes_one_job(api_settings: ApiSettings) -> None:
