@@ -189,6 +189,7 @@ class FaultStack:
     workers: dict[str, WorkerPool] = field(default_factory=dict)
     others: list[subprocess.Popen[bytes]] = field(default_factory=list)  # beat, API
     api_url: str = ""
+    api: subprocess.Popen[bytes] | None = None
     clients: list[httpx.Client] = field(default_factory=list)
 
     @property
@@ -250,6 +251,7 @@ class FaultStack:
             "api", tandem_argv("api", "serve", "--host", "127.0.0.1", "--port", str(port))
         )
         self.api_url = f"http://127.0.0.1:{port}"
+        self.api = api
 
         def healthy() -> bool:
             if api.poll() is not None:
@@ -260,6 +262,14 @@ class FaultStack:
                 return False
 
         wait_until("API healthy", healthy, 60, every_s=0.2)
+
+    def kill_api(self) -> None:
+        """kill -9 every API process (the server and its workers), as a crashed machine
+        would; :meth:`start_api` starts another on a new port."""
+        assert self.api is not None
+        _kill_group(self.api)
+        self.others.remove(self.api)
+        self.api = None
 
     # Dependencies.
 
