@@ -11,9 +11,9 @@ while a statement of the lane is in flight wait for it, then go in ONE statement
 row is missing or the server refuses that statement, each is admitted alone after all: a shrunk
 plan, a refusal's figures and an idempotent replay are the same as without the lane. A batch
 whose connection failed may have committed, so it is not tried again: each of its submissions
-gets the error, as a statement of its own would have. A waiter waits for the
-statement in flight and then its batch's (and for more batches only when over
-:data:`MAX_BATCH` wait), each bounded by the pool's timeouts.
+gets the error, as a statement of its own would have. A waiter waits for the statement in
+flight, then its batch's, then (when the batch went back) its own, each bounded by the pool's
+timeouts; for more batches only when over :data:`MAX_BATCH` wait.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class Lanes:
                         key_period=lane.key_period,
                     )
         except asyncpg.PostgresError as refused:
-            # The server refused the statement, which so wrote nothing: each is admitted alone
+            # The server refused the statement, so it wrote nothing: each is admitted alone
             # (where a reused idempotency key replays). A lost connection is no refusal.
             if isinstance(refused, asyncpg.PostgresConnectionError):
                 failed = refused
