@@ -644,41 +644,42 @@ async def admit_together(
 
     Jobs whose tenant limits how many may run at once are not admitted this way: that count
     is :func:`admit`'s, under the rows' lock."""
-    columns: list[list[Any]] = [[] for _ in range(len(_TOGETHER_COLUMNS))]
-    for item in batch:
-        job, candidate = item.job, item.candidate
-        if job["tenant_id"] != tenant_id or job.get("api_key_id") != key_id:
-            raise ValueError("a batch admits one tenant's jobs of one key")
-        row = (
-            job["id"],
+    if any(i.job["tenant_id"] != tenant_id or i.job.get("api_key_id") != key_id for i in batch):
+        raise ValueError("a batch admits one tenant's jobs of one key")
+    values = [
+        (
+            item.job["id"],
             item.ledger_id,
-            *_job_values(job),
-            candidate.cost,
-            json.dumps(candidate.levels),
-            candidate.max_answer_tokens,
+            *_job_values(item.job),
+            item.candidate.cost,
+            json.dumps(item.candidate.levels),
+            item.candidate.max_answer_tokens,
         )
-        for values, value in zip(columns, row, strict=True):
-            values.append(value)
+        for item in batch
+    ]
+    columns = [list(column) for column in zip(*values, strict=True)]
     rows = await connection.fetch(
         _ADMIT_TOGETHER, tenant_id, period_key, key_id, key_period, *columns
     )
     if not rows:
         return None
-    created = {row[1]: row for row in rows}
-    return [
-        Admitted(
-            budget_id=created[item.job["id"]][0],
-            choice=0,
-            reserved=item.candidate.cost,
-            created_at=created[item.job["id"]][2],
-            key_budget_id=created[item.job["id"]][3],
-        )
-        for item in batch
-    ]
+    created = {
+        job_id: (budget_id, at, key_budget_id) for budget_id, job_id, at, key_budget_id in rows
+    }
+    admitted = []
+    for item in batch:
+        budget_id, at, key_budget_id = created[item.job["id"]]
+        admitted.append(Admitted(budget_id, 0, item.candidate.cost, at, key_budget_id))
+    return admitted
 
 
-# What both admission statements share: the key's row takes the hold the tenant's took, and
-# the job row's columns.
+# What both admission statements share: the key's row, locked before the tenant's (the
+# order settlement locks them in); the hold it takes as the tenant's did; the job row's columns.
+_KEY_ROW = """kb AS (
+    SELECT k.id, k.cap, k.spent, k.reserved FROM key_budgets AS k
+    WHERE k.api_key_id = {key_id}::uuid AND k.period_key = {key_period}::text
+    FOR UPDATE
+),"""
 _KEY_HELD = """key_held AS (
     UPDATE key_budgets AS k
     SET reserved = k.reserved + h.cost, updated_at = now()
@@ -718,11 +719,7 @@ WITH batch AS (
     SELECT * FROM unnest({arrays}) AS b({names})
 ),
 total AS (SELECT sum(cost) AS cost FROM batch),
-kb AS (
-    SELECT k.id, k.cap, k.spent, k.reserved FROM key_budgets AS k
-    WHERE k.api_key_id = $3::uuid AND k.period_key = $4::text
-    FOR UPDATE
-),
+{key_row}
 held AS (
     UPDATE budgets AS b
     SET reserved = b.reserved + t.cost, updated_at = now()
@@ -760,6 +757,7 @@ FROM held AS h CROSS JOIN job AS j
 """.format(  # noqa: S608 - column names and casts, never input
     arrays=", ".join(f"${i + 5}::{kind}[]" for i, (_name, kind) in enumerate(_TOGETHER_COLUMNS)),
     names=", ".join(name for name, _kind in _TOGETHER_COLUMNS),
+    key_row=_KEY_ROW.format(key_id="$3", key_period="$4"),
     key_held=_KEY_HELD,
     job_columns=_JOB_COLUMNS,
 )
@@ -819,10 +817,11 @@ def _admit_statement(candidates: int) -> str:
     # The key's id and period follow the candidates, so the job's own parameters keep their
     # numbers whatever the count.
     key = _FIXED_PARAMS + 3 * candidates
+    key_id, key_period = f"${key + 1}", f"${key + 2}"
     return _ADMIT.format(
         candidates=", ".join(rows),
-        key_id=f"${key + 1}",
-        key_period=f"${key + 2}",
+        key_id=key_id,
+        key_row=_KEY_ROW.format(key_id=key_id, key_period=key_period),
         key_held=_KEY_HELD,
         job_columns=_JOB_COLUMNS,
     )
@@ -830,11 +829,7 @@ def _admit_statement(candidates: int) -> str:
 
 _ADMIT = """
 WITH candidate(ord, cost, levels, max_answer_tokens) AS (VALUES {candidates}),
-kb AS (
-    SELECT k.id, k.cap, k.spent, k.reserved FROM key_budgets AS k
-    WHERE k.api_key_id = {key_id}::uuid AND k.period_key = {key_period}::text
-    FOR UPDATE
-),
+{key_row}
 held AS (
     UPDATE budgets AS b
     SET reserved = b.reserved + c.cost, updated_at = now()

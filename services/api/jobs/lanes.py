@@ -23,7 +23,7 @@ import logging
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 import asyncpg
@@ -49,11 +49,9 @@ class Lane:
     key_period: str | None
 
 
-@dataclass
-class _Queue:
-    waiting: list[tuple[jobs.Together, asyncio.Future[jobs.Admitted | None]]] = field(
-        default_factory=list
-    )
+# A submission waiting for its lane: its job, and where its batch's outcome is set (None: go
+# alone).
+_Waiting = tuple[jobs.Together, asyncio.Future[jobs.Admitted | None]]
 
 
 class Lanes:
@@ -61,7 +59,8 @@ class Lanes:
 
     def __init__(self, database: AsyncDatabase) -> None:
         self._database = database
-        self._busy: dict[Lane, _Queue] = {}
+        # A lane with a statement in flight, and who waits for it.
+        self._busy: dict[Lane, list[_Waiting]] = {}
         self._draining: set[asyncio.Task[None]] = set()
 
     async def admit(
@@ -72,15 +71,15 @@ class Lanes:
     ) -> Result | jobs.Admitted:
         """``together``'s job admitted with others of its lane when a statement of the lane
         is in flight; else (or when the batch could not take it) whatever ``alone`` gives."""
-        queue = self._busy.get(lane)
-        if queue is not None:
+        waiting = self._busy.get(lane)
+        if waiting is not None:
             admitted: asyncio.Future[jobs.Admitted | None] = (
                 asyncio.get_running_loop().create_future()
             )
-            queue.waiting.append((together, admitted))
+            waiting.append((together, admitted))
             result = await admitted
             return result if result is not None else await alone()
-        self._busy[lane] = _Queue()
+        self._busy[lane] = []
         try:
             return await alone()
         finally:
@@ -88,11 +87,12 @@ class Lanes:
 
     def _next(self, lane: Lane) -> None:
         """The lane's statement is done: admit who waited for it, or leave the lane idle."""
-        queue = self._busy[lane]
-        if not queue.waiting:
+        waiting = self._busy[lane]
+        if not waiting:
             del self._busy[lane]
             return
-        batch, queue.waiting = queue.waiting[:MAX_BATCH], queue.waiting[MAX_BATCH:]
+        batch = waiting[:MAX_BATCH]
+        del waiting[:MAX_BATCH]
         task = asyncio.get_running_loop().create_task(self._together(lane, batch))
         self._draining.add(task)  # the loop keeps only a weak reference to a task
         task.add_done_callback(self._draining.discard)
@@ -100,7 +100,7 @@ class Lanes:
     async def _together(
         self,
         lane: Lane,
-        batch: list[tuple[jobs.Together, asyncio.Future[jobs.Admitted | None]]],
+        batch: list[_Waiting],
     ) -> None:
         waiting = [(item, future) for item, future in batch if not future.done()]
         results: list[jobs.Admitted] | None = None
