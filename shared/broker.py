@@ -136,5 +136,18 @@ class Channel(kombu_redis.Channel):
         return None
 
 
+def backlog(client: Any, queue: str) -> int:
+    """Messages of ``queue`` not yet acked: waiting in its list, or delivered to a worker that
+    has not acked them (prefetched, or running). Zero means a job that waits on this queue has
+    no message anywhere: it was lost."""
+    waiting = int(client.llen(queue))
+    in_flight = sum(
+        1
+        for _tag, entry in client.hscan_iter(kombu_redis.Channel.unacked_key)
+        if _restore_fields(entry)[2] == queue
+    )
+    return waiting + in_flight
+
+
 class Transport(kombu_redis.Transport):
     Channel = Channel

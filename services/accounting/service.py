@@ -87,7 +87,7 @@ class SweepResult:
     waiting: list[str] = field(default_factory=list)  # behind a backlog, or retrying
 
 
-REANNOUNCE_LIMIT = 2  # a job's step is sent again this often before the job is given up
+REANNOUNCE_LIMIT = 2  # a lost job's step is sent again this often before the job is given up
 
 
 def sweep(
@@ -97,10 +97,13 @@ def sweep(
     unsettled.
 
     A job untouched that long is, in this order: retrying (a transient failure was recorded
-    within the horizon: left alone); queued behind a backlog (its step's queue holds messages
-    (``backlog``): left alone for one more horizon); or lost (its message expired, or its
-    successor was never published during a broker outage): its step is announced again, up
-    to :data:`REANNOUNCE_LIMIT` times, then the job fails, keeping the cause of its last retry.
+    within the horizon: left alone); queued (its step's queue holds messages, waiting or
+    delivered and not acked (``backlog``): left alone for one more horizon, then its step is
+    sent again, since its message may be lost all the same); or lost (nothing of its queue on
+    the broker: its message expired, or its successor was never published during a broker
+    outage): its step is sent again. A job that stays lost through :data:`REANNOUNCE_LIMIT`
+    announcements since it last moved fails, keeping the cause of its last retry; a job behind
+    a backlog does not, however long the backlog lasts.
     """
     now = datetime.now(UTC)
     before = now - timedelta(seconds=stuck_after_s)
@@ -109,6 +112,7 @@ def sweep(
         unsettled = repo.unsettled_finished_jobs(session)
     following: list[NextTask] = []
     result = SweepResult([], [])
+    depths: dict[Queue, int] = {}  # one look at each queue per sweep
     for job_id in stale:
         with unit_of_work() as session:
             job = locked(session, job_id)
@@ -123,13 +127,17 @@ def sweep(
             if retry is not None and retry.created_at >= before:
                 result.waiting.append(str(job_id))
                 continue
+            queue = waits_for.name.queue
+            if queue not in depths:
+                depths[queue] = backlog(queue)
             recent = job.updated_at >= before - timedelta(seconds=stuck_after_s)
-            if recent and backlog(waits_for.name.queue) > 0:
+            if recent and depths[queue] > 0:
                 result.waiting.append(str(job_id))
                 continue
-            announced = repo.count_events(session, job.id, repo.REANNOUNCED)
-            if announced < REANNOUNCE_LIMIT:
-                add_event(session, job, repo.REANNOUNCED, task=waits_for.name.value)
+            lost = depths[queue] == 0
+            if not lost or repo.reannounced_since_progress(session, job.id) < REANNOUNCE_LIMIT:
+                task = waits_for.name.value
+                add_event(session, job, repo.REANNOUNCED, task=task, backlog=depths[queue])
                 job.updated_at = now  # one more horizon to make progress
                 following.append(waits_for)
                 result.reannounced.append(str(job_id))

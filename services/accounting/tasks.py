@@ -10,6 +10,7 @@ from celery import Task
 from services.accounting import service
 from services.accounting.app import app
 from services.accounting.settings import get_accounting_settings
+from shared.broker import backlog
 from shared.celery_base import health_payload
 from shared.jobs.flow import publish
 from shared.jobs.runner import run_step
@@ -26,15 +27,15 @@ def settle_job(self: Task, job_id: str) -> dict[str, Any]:
     return run_step(self, app, job_id, lambda: service.settle_job(job_id))
 
 
-def queue_depth(queue: Queue) -> int:
-    """Messages waiting in ``queue`` on the broker (the Redis list of that name)."""
+def queue_backlog(queue: Queue) -> int:
+    """Messages of ``queue`` on the broker, waiting or delivered and not yet acked."""
     with app.connection_for_read() as connection:
-        return int(connection.default_channel.client.llen(queue.value))
+        return backlog(connection.default_channel.client, queue.value)
 
 
 @app.task(name=TaskName.ACCOUNTING_SWEEP.value, shared=False)
 def sweep() -> dict[str, Any]:
-    result, following = service.sweep(get_accounting_settings().stuck_after_s, queue_depth)
+    result, following = service.sweep(get_accounting_settings().stuck_after_s, queue_backlog)
     publish(app, following)
     return {
         "failed": result.failed,

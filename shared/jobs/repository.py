@@ -359,11 +359,19 @@ def last_retry(session: Session, job_id: uuid.UUID) -> JobEvent | None:
     ).first()
 
 
-def count_events(session: Session, job_id: uuid.UUID, kind: str) -> int:
-    return int(
-        session.scalar(select(func.count()).where(JobEvent.job_id == job_id, JobEvent.kind == kind))
-        or 0
+def reannounced_since_progress(session: Session, job_id: uuid.UUID) -> int:
+    """How often the sweeper sent the job's step again, with nothing of its queue left on the
+    broker, since the job last moved (any event other than a retry or an announcement)."""
+    moved = (
+        select(func.coalesce(func.max(JobEvent.id), 0))
+        .where(JobEvent.job_id == job_id, JobEvent.kind.not_in([RETRY, REANNOUNCED]))
+        .scalar_subquery()
     )
+    behind = func.coalesce(JobEvent.data["backlog"].as_integer(), 0)
+    counted = select(func.count()).where(
+        JobEvent.job_id == job_id, JobEvent.kind == REANNOUNCED, JobEvent.id > moved, behind == 0
+    )
+    return int(session.scalar(counted) or 0)
 
 
 def insert_call(session: Session, values: dict[str, Any]) -> bool:

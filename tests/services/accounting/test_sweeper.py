@@ -21,6 +21,7 @@ from tests.services.pipeline.support import history, job_row, make_tenant, submi
 HORIZON = 3600
 TASK = TaskName.SCORER_SCORE.value
 QUESTION = "What is 3 * 14?"
+REANNOUNCE_LIMIT = accounting.REANNOUNCE_LIMIT
 
 
 def age(job_id: uuid.UUID, seconds: float = 2 * HORIZON) -> None:
@@ -74,7 +75,7 @@ def test_a_lost_job_is_given_up_with_the_cause_of_its_last_retry() -> None:
     record_retry(
         job_id, task="scorer.score_level", attempt=5, code="engine_unavailable", error=cause
     )
-    for _ in range(accounting.REANNOUNCE_LIMIT):
+    for _ in range(REANNOUNCE_LIMIT):
         age(job_id)
         result, following = sweep()
         assert str(job_id) in result.reannounced
@@ -90,6 +91,46 @@ def test_a_lost_job_is_given_up_with_the_cause_of_its_last_retry() -> None:
     job = job_row(job_id)
     assert (job.status, job.error_code) == ("failed", "engine_unavailable")
     assert job.error_message is not None and cause in job.error_message
+
+
+def test_a_job_behind_a_backlog_is_sent_again_but_never_given_up() -> None:
+    """However long its queue stays busy; once the queue is empty and the job has still not
+    moved, the announcements start to count."""
+    job_id = submit(None, make_tenant(), QUESTION, start=False)
+    for _ in range(REANNOUNCE_LIMIT + 2):
+        age(job_id)  # past the backlog's one more horizon
+        result, following = sweep(backlog=40)
+        assert str(job_id) in result.reannounced and str(job_id) not in result.failed
+        assert len(mine(job_id, following)) == 1
+    assert history(job_id)[-1] == ("reannounced", "queued", None)
+    for _ in range(REANNOUNCE_LIMIT):
+        age(job_id)
+        result, _ = sweep()
+        assert str(job_id) in result.reannounced
+    age(job_id)
+    result, _ = sweep()
+    assert str(job_id) in result.failed
+    assert (job_row(job_id).status, job_row(job_id).error_code) == ("failed", "stuck")
+
+
+@pytest.mark.usefixtures("sim_env")
+def test_announcements_count_from_the_job_s_last_move() -> None:
+    """A job lost once in each of its steps (a broker outage at each) is not given up."""
+    use_classifier(1.01, 0.0)
+    job_id = submit(None, make_tenant(), QUESTION, start=False)
+    for _ in range(REANNOUNCE_LIMIT):
+        age(job_id)
+        result, _ = sweep()
+        assert str(job_id) in result.reannounced
+    scorer.score(job_id, 0)  # the job moves on: to the coordinator
+    for _ in range(REANNOUNCE_LIMIT):
+        age(job_id)
+        result, _ = sweep()
+        assert str(job_id) in result.reannounced and str(job_id) not in result.failed
+    age(job_id)
+    result, _ = sweep()
+    assert str(job_id) in result.failed
+    assert job_row(job_id).error_message == f"no progress for {HORIZON} s in coordinating"
 
 
 def test_the_defaults_let_a_killed_worker_s_job_finish_within_minutes() -> None:

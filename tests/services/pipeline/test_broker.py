@@ -17,7 +17,7 @@ from kombu.connection import Connection
 from kombu.transport.redis import Channel as KombuChannel
 from kombu.utils.json import dumps, loads
 
-from shared.broker import TRANSPORT, Channel
+from shared.broker import TRANSPORT, Channel, backlog
 
 VISIBILITY_S = 1
 
@@ -115,6 +115,29 @@ def test_entries_of_stock_kombu_are_still_restored_through_its_index(
     assert message.payload == {"job_id": "c"}
     message.ack()
     queue.close()
+
+
+def test_a_queue_s_backlog_counts_its_waiting_and_its_unacked_messages(
+    connection: Connection, redis_url: str, queue_name: str
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    other = connection.SimpleQueue(f"{queue_name}-other")
+    other.put({"job_id": "elsewhere"})
+    elsewhere = other.get(timeout=5)  # in flight, but on another queue
+    queue = connection.SimpleQueue(queue_name)
+    assert backlog(client, queue_name) == 0
+    queue.put({"job_id": "d"})
+    queue.put({"job_id": "e"})
+    assert backlog(client, queue_name) == 2
+    message = queue.get(timeout=5)  # delivered, running: still the queue's
+    assert backlog(client, queue_name) == 2
+    message.ack()
+    assert backlog(client, queue_name) == 1
+    queue.get(timeout=5).ack()
+    assert backlog(client, queue_name) == 0
+    elsewhere.ack()
+    queue.close()
+    other.close()
 
 
 def test_every_celery_app_uses_this_transport() -> None:

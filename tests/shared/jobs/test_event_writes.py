@@ -74,10 +74,10 @@ def test_a_query_of_the_transaction_sees_its_events_before_the_commit() -> None:
     job_id = _committed_job()
     with unit_of_work() as session:
         job = session.get_one(Job, job_id)
-        add_event(session, job, "note", level=3)  # nothing else pending: no flush of its own
+        add_event(session, job, repo.REANNOUNCED)  # nothing else pending: no flush of its own
         seen = session.scalars(select(JobEvent.kind).where(JobEvent.job_id == job_id)).all()
-        assert seen == ["note"]
-        assert repo.count_events(session, job_id, "note") == 1
+        assert seen == [repo.REANNOUNCED]
+        assert repo.reannounced_since_progress(session, job_id) == 1
 
 
 def test_a_rolled_back_transaction_writes_no_events() -> None:
