@@ -1,18 +1,17 @@
-"""SQL of the shadow runs: the operator's account, and what a shadow run copies of its job."""
+"""SQL of the shadow runs: the operator's account (what a shadow run copies of its job is
+:func:`shared.jobs.repository.prompt_of`)."""
 
 from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared.db.models import BudgetPeriod, Job, Tenant
+from shared.db.models import BudgetPeriod, Tenant
 
 
 def operator_account(session: Session, name: str, cap: Decimal) -> Tenant:
@@ -37,20 +36,3 @@ def operator_account(session: Session, name: str, cap: Decimal) -> Tenant:
         .on_conflict_do_nothing(index_elements=["name"])
     )
     return session.scalars(by_name).one()
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """What a shadow run repeats of its job: the question as prompted, at the job's prices."""
-
-    question: str
-    prompt_version: str
-    prices: dict[str, Any] | None
-
-
-def prompt_of(session: Session, job_id: uuid.UUID) -> Prompt:
-    """One statement for the columns a settlement's lock leaves unloaded."""
-    row = session.execute(
-        select(Job.question, Job.prompt_version, Job.prices).where(Job.id == job_id)
-    ).one()
-    return Prompt(row.question, row.prompt_version, row.prices)

@@ -18,8 +18,10 @@ class AccountingSettings(WorkerSettings):
     stuck_after_s: int = Field(
         1500,
         description="A live job untouched this long, neither retrying nor behind a backlog, "
-        "has lost its message: the sweeper sends its step again (twice), then fails it and "
-        "settles its reservation. Above task_expires_s, so a message still due is never doubted.",
+        "has lost its message: the sweeper sends its step again (twice since the job last "
+        "moved), then fails it and settles its reservation. A job behind a backlog has its step "
+        "sent again every two horizons and is never failed for waiting. Above task_expires_s, so "
+        "a message still due is never doubted.",
     )
 
     shadow_fraction: float = Field(

@@ -32,6 +32,7 @@ from services.accounting.settings import AccountingSettings
 from shared.budgets import BudgetExceeded, record_reserve, reserve
 from shared.costs import Plan, worst_case_cost
 from shared.db.models import Domain, Job, JobStatus, Policy
+from shared.jobs import repository as jobs_repo
 from shared.jobs.states import add_event
 from shared.money import plain
 from shared.prices import configured_profiles, job_profiles
@@ -71,7 +72,7 @@ def spawn(session: Session, parent: Job, settings: AccountingSettings) -> Job | 
             settings.shadow_tenant,
         )
         return None
-    prompt = repo.prompt_of(session, parent.id)
+    prompt = jobs_repo.prompt_of(session, parent.id)
     plan = Plan(Policy.LLM_ONLY, tuple(SHADOW_LEVELS), parent.max_answer_tokens)
     profiles = job_profiles(configured_profiles(), prompt.prices)
     overhead = template_overhead_tokens(Domain(parent.domain))

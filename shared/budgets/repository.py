@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Uuid, bindparam, func, insert, select, text, update
+from sqlalchemy import Uuid, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -15,7 +15,6 @@ from shared.db.models import (
     TERMINAL_STATUSES,
     Budget,
     Job,
-    JobEvent,
     LedgerEntry,
     LedgerKind,
 )
@@ -265,16 +264,6 @@ def apply_settlement(
     rows = session.execute(_APPLY[key_budget_id is not None], params).all()
     crossed = [CrossedAlert(*row[6:]) for row in rows if row[6] is not None]
     return SettledBudget(BudgetRow(*rows[0][:5]), rows[0][5], crossed)
-
-
-def lock_job(session: Session, job_id: uuid.UUID) -> Job | None:
-    return session.execute(
-        select(Job).where(Job.id == job_id).with_for_update()
-    ).scalar_one_or_none()
-
-
-def add_event(session: Session, job_id: uuid.UUID, kind: str, data: dict[str, object]) -> None:
-    session.execute(insert(JobEvent).values(job_id=job_id, kind=kind, data=data))
 
 
 _LEDGER_CHECKS = text(

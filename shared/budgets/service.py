@@ -25,6 +25,7 @@ from shared.budgets.errors import BudgetExceeded
 from shared.budgets.periods import period_key
 from shared.db.models import AlertThreshold, Job, LedgerKind, Tenant
 from shared.errors import NotFoundError, ValidationFailed
+from shared.jobs import repository as jobs_repo
 from shared.metrics import RELEASED_DOLLARS, RESERVED_DOLLARS, SETTLED_DOLLARS, count_money
 from shared.money import QUANTUM
 
@@ -146,7 +147,7 @@ def settle(
     """
     if actual_cost < 0:
         raise ValidationFailed("actual cost cannot be negative", field="actual_cost")
-    job = locked if locked is not None else repo.lock_job(session, job_id)
+    job = locked if locked is not None else jobs_repo.lock_job(session, job_id)
     if job is None:
         raise NotFoundError(f"job {job_id} not found", field="job_id")
     if job.budget_id is None:

@@ -50,6 +50,24 @@ def cancel(job_id: uuid.UUID | str, step: str) -> list[NextTask]:
     return [settle_task(job_id)]
 
 
+def cancel_queued(session: Session, job: Job) -> None:
+    """Cancel ``job`` (locked, still queued: no step has taken it) at its tenant's request; its
+    hold is the caller's to settle. A step that read it queued records nothing after this:
+    each step's record is conditional on the state it read."""
+    job.cancel_requested = True
+    job.error_code = "cancelled"
+    job.error_message = "cancelled before it started"
+    transition(session, job, JobStatus.CANCELLED, by="tenant")
+
+
+def request_cancel(session: Session, job: Job) -> None:
+    """Ask the pipeline to stop ``job`` (locked, running) at its next step boundary
+    (:func:`cancel`); asking twice writes nothing more."""
+    if not job.cancel_requested:
+        job.cancel_requested = True
+        add_event(session, job, "cancel_requested")
+
+
 @dataclass(frozen=True)
 class PricedCall:
     """A step's engine call priced at the job's prices: its cost and its ``model_calls`` row."""
@@ -162,6 +180,7 @@ def fail_job(job_id: uuid.UUID | str, code: str, message: str) -> list[NextTask]
 __all__ = [
     "add_event",
     "cancel",
+    "cancel_queued",
     "enter_execution",
     "fail_job",
     "is_over",
@@ -170,4 +189,5 @@ __all__ = [
     "priced_call",
     "record_call",
     "record_retry",
+    "request_cancel",
 ]

@@ -58,6 +58,7 @@ from shared.db.models import (
     UsageTotalDaily,
     UsageTotalHourly,
 )
+from shared.jobs.repository import call_totals
 from shared.rollups.buckets import latency_bucket, score_bucket
 
 HOUR, DAY = "hour", "day"
@@ -165,16 +166,7 @@ def _rollup_statement() -> Select[Any]:
 
     hour = _truncate(HOUR, ModelCall.created_at)
     calls = (
-        select(
-            hour.label("hour"),
-            ModelCall.model,
-            ModelCall.role,
-            func.count().label("calls"),
-            func.sum(ModelCall.prompt_tokens).label("prompt_tokens"),
-            func.sum(ModelCall.generated_tokens).label("generated_tokens"),
-            func.sum(ModelCall.flops_prompt + ModelCall.flops_generated).label("flops"),
-            func.sum(ModelCall.cost).label("cost"),
-        )
+        select(hour.label("hour"), ModelCall.model, ModelCall.role, *call_totals())
         .where(ModelCall.job_id == job_id)
         .group_by(hour, ModelCall.model, ModelCall.role)
         .cte("calls")

@@ -28,7 +28,6 @@ from services.api.chat.schemas import (
     ChatUsage,
 )
 from services.api.db import unit_of_work
-from services.api.jobs import repository as jobs_repo
 from services.api.jobs.admission import Submission, check_idempotency_key, submit_job
 from services.api.jobs.publish import Publisher
 from services.api.jobs.schemas import JobCreate
@@ -38,6 +37,7 @@ from services.api.settings import ApiSettings
 from shared.costs import Profiles
 from shared.db.models import Job, JobStatus, Policy, Role, Tenant
 from shared.errors import ValidationFailed
+from shared.jobs import repository as jobs_repo
 from shared.money import plain
 from shared.tenants import Caller
 

@@ -36,7 +36,6 @@ from starlette.concurrency import run_in_threadpool
 
 from services.api.db import AsyncDatabase, async_database, unit_of_work
 from services.api.errors import PayloadTooLarge, RateLimited
-from services.api.jobs import repository as repo
 from services.api.jobs.errors import IdempotencyConflict
 from services.api.jobs.lanes import Lane, lanes
 from services.api.jobs.publish import Publisher
@@ -59,6 +58,7 @@ from shared.costs import Plan, Profiles
 from shared.db.models import Job, JobStatus, Tenant
 from shared.errors import TransientError, ValidationFailed
 from shared.jobs import repository as jobs
+from shared.jobs import repository as repo
 from shared.jobs import transition
 from shared.jobs.service import locked
 from shared.metrics import JOBS_SUBMITTED, RESERVED_DOLLARS, count_rejection, tenant_label

@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 from services.api.db import unit_of_work
-from services.api.jobs import repository as repo
 from services.api.jobs.schemas import (
     JobAudit,
     JobOut,
@@ -26,7 +25,9 @@ from services.api.settings import ApiSettings
 from shared.budgets import settle
 from shared.db.models import Job, JobStatus, Tenant
 from shared.errors import NotFoundError, ValidationFailed
+from shared.jobs import repository as repo
 from shared.jobs.audit import job_audit as audit_of
+from shared.jobs.service import cancel_queued, is_over, locked, request_cancel
 
 # A JobEvent id is a Postgres bigint.
 MAX_EVENT_ID = 2**63 - 1
@@ -176,16 +177,15 @@ def cancel_job(settings: ApiSettings, tenant: Tenant, job_id: uuid.UUID) -> Job:
         job = repo.job_for_tenant(session, tenant.id, job_id)
         if job is None:
             raise NotFoundError(f"job {job_id} not found", field="id")
-        if JobStatus(job.status).terminal:
+        if is_over(job):
             return job
-        if repo.cancel_if_not_started(session, job.id):
-            settle(session, job.id, Decimal(0))
-            repo.add_event(session, job.id, "cancelled", status=JobStatus.CANCELLED.value)
-        elif not job.cancel_requested:
-            repo.request_cancel(session, job.id)
-            repo.add_event(session, job.id, "cancel_requested", status=job.status)
+        job = locked(session, job.id)  # a step recording now waits, or has moved it already
+        if JobStatus(job.status) is JobStatus.QUEUED:
+            cancel_queued(session, job)
+            settle(session, job.id, Decimal(0), locked=job)
+        elif not is_over(job):
+            request_cancel(session, job)
         session.flush()
-        session.refresh(job)
         return job
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from services.api.plans import cost_of, load_profiles, requested_plan, template_for
 from services.api.settings import ApiSettings
 from shared.budgets import verify_ledger
-from shared.db.models import Domain, Job, JobStatus, LedgerEntry, Policy
+from shared.db.models import Domain, Job, JobEvent, JobStatus, LedgerEntry, Policy
 from shared.db.session import unit_of_work
 from shared.tasks import Queue
 from tests.services.api.conftest import TenantHandle, finish_job
@@ -333,6 +333,39 @@ def test_cancel_queued_job_settles_now(make_tenant: Make, admin: httpx.Client) -
         )
         assert kinds == ["release", "reserve", "settle"]
         assert verify_ledger(session) == []
+
+
+def cancelled_count(client: httpx.Client) -> float:
+    lines = client.get("/metrics").text.splitlines()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in lines
+        if line.startswith("tandem_jobs_finished_total{") and 'status="cancelled"' in line
+    )
+
+
+def test_a_cancelled_queued_job_changes_status_as_every_job_does(
+    make_tenant: Make, admin: httpx.Client
+) -> None:
+    """Through the state machine: its status event, its end time, the jobs-finished metric."""
+    tenant = make_tenant()
+    before = cancelled_count(admin)
+    job_id = uuid.UUID(submit(tenant).json()["id"])
+    assert tenant.client.post(f"/v1/jobs/{job_id}/cancel").json()["status"] == "cancelled"
+    tenant.client.post(f"/v1/jobs/{job_id}/cancel")  # twice: nothing more
+    with unit_of_work() as session:
+        job = session.get_one(Job, job_id)
+        assert job.finished_at is not None and job.started_at is None
+        assert (job.error_code, job.cancel_requested) == ("cancelled", True)
+        events = session.execute(
+            select(JobEvent.kind, JobEvent.status, JobEvent.data)
+            .where(JobEvent.job_id == job_id)
+            .order_by(JobEvent.id)
+        ).all()
+    changes = [(kind, status, data.get("from")) for kind, status, data in events]
+    assert changes[0][0] == "submitted"
+    assert [c for c in changes if c[0] == "status"] == [("status", "cancelled", "queued")]
+    assert cancelled_count(admin) == before + 1
 
 
 def test_cancel_running_job_asks_the_pipeline(make_tenant: Make) -> None:
