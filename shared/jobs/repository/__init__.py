@@ -1,8 +1,9 @@
 """All SQL of the job record, in one package: the job row as the pipeline reads, locks and
 writes it (:mod:`.rows`), its events (:mod:`.history`), a step's record (:mod:`.record`), what
 the routes, the audit and the sweeper read (:mod:`.reads`), and admission (:mod:`.admission`).
-Nothing outside it writes SQL on ``jobs`` or ``job_events`` but the roll-ups' one statement,
-which marks a job rolled up as it adds it, and a settlement's budget-alert events.
+Outside it, only the roll-ups' statement writes a job (it marks the job rolled up as it adds
+it), a settlement writes its budget-alert events in the alerts' statement, and the reports and
+the ledger check aggregate over jobs in their own queries.
 """
 
 from __future__ import annotations
