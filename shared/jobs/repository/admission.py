@@ -12,9 +12,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from shared.db.models import (
-    TERMINAL_STATUSES,
-)
+from shared.db.models import TERMINAL_STATUSES
 
 
 @dataclass(frozen=True)

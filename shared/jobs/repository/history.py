@@ -7,25 +7,14 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import (
-    event,
-    func,
-    literal,
-    select,
-    text,
-)
+from sqlalchemy import event, func, literal, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared.db.driver import DriverStatement
-from shared.db.models import (
-    Job,
-    JobEvent,
-)
+from shared.db.models import Job, JobEvent
 from shared.errors import NotFoundError
 
-# -- events ----------------------------------------------------------------------------------
-#
 # A transaction's events (a step's status change, what it recorded) are written together in
 # one statement on the table, when the session flushes, commits or reads with the ORM (as the
 # ORM writes pending objects): building, flushing and reading back an ORM object per event was

@@ -10,15 +10,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import (
-    Column,
-    Float,
-    Numeric,
-    String,
-    Table,
-    bindparam,
-    text,
-)
+from sqlalchemy import Column, Float, Numeric, String, Table, bindparam, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -45,9 +37,6 @@ _INSERT_CALL = DriverStatement(
     .on_conflict_do_nothing(index_elements=["job_id", "step"])
     .returning(_CALLS.c.id)
 )
-
-
-# -- a step's record in one statement ----------------------------------------------------------
 
 
 class Recorded(enum.Enum):

@@ -11,23 +11,12 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import (
-    Table,
-    bindparam,
-    func,
-    inspect,
-    literal,
-    select,
-    update,
-)
+from sqlalchemy import Table, bindparam, func, inspect, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import instance_state
 
 from shared.db.driver import DriverStatement
-from shared.db.models import (
-    Job,
-    ModelCall,
-)
+from shared.db.models import Job, ModelCall
 from shared.db.session import get_engine
 
 
