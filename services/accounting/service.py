@@ -88,6 +88,19 @@ class SweepResult:
 
 
 REANNOUNCE_LIMIT = 2  # a lost job's step is sent again this often before the job is given up
+SWEEP_PAGE = 100  # stale jobs read per statement
+SWEEP_MOST = 10_000  # stale jobs one sweep looks at; the rest wait for the next one
+
+
+@dataclass(frozen=True)
+class _Horizon:
+    now: datetime
+    stuck_after_s: int
+
+    @property
+    def before(self) -> datetime:
+        """Untouched since before this, a live job is stale."""
+        return self.now - timedelta(seconds=self.stuck_after_s)
 
 
 def sweep(
@@ -104,55 +117,36 @@ def sweep(
     outage): its step is sent again. A job that stays lost through :data:`REANNOUNCE_LIMIT`
     announcements since it last moved fails, keeping the cause of its last retry; a job behind
     a backlog does not, however long the backlog lasts.
+
+    Every stale job is looked at, page after page (up to :data:`SWEEP_MOST`): after a backlog
+    longer than the messages' expiry, thousands of jobs may be waiting for their step to be
+    sent again, and the workers for them.
     """
-    now = datetime.now(UTC)
-    before = now - timedelta(seconds=stuck_after_s)
-    with unit_of_work() as session:
-        stale = repo.stale_jobs(session, before)
-        unsettled = repo.unsettled_finished_jobs(session)
+    horizon = _Horizon(datetime.now(UTC), stuck_after_s)
     following: list[NextTask] = []
     result = SweepResult([], [])
-    depths: dict[Queue, int] = {}  # one look at each queue per sweep
-    for job_id in stale:
+    depths: dict[Queue, int] = {}
+
+    def depth(queue: Queue) -> int:  # one look at each queue per sweep
+        if queue not in depths:
+            depths[queue] = backlog(queue)
+        return depths[queue]
+
+    with unit_of_work() as session:  # before the sweep fails any: it settles those itself
+        unsettled = repo.unsettled_finished_jobs(session)
+    after: tuple[datetime, uuid.UUID] | None = None
+    for _ in range(SWEEP_MOST // SWEEP_PAGE):
         with unit_of_work() as session:
-            job = locked(session, job_id)
-            status = JobStatus(job.status)
-            waits_for = next_task(job)
-            if status is JobStatus.SETTLING or waits_for is None:
-                if waits_for is not None:
-                    following.append(waits_for)
-                    result.resettled.append(str(job_id))
-                continue
-            retry = repo.last_retry(session, job.id)
-            if retry is not None and retry.created_at >= before:
-                result.waiting.append(str(job_id))
-                continue
-            queue = waits_for.name.queue
-            if queue not in depths:
-                depths[queue] = backlog(queue)
-            recent = job.updated_at >= before - timedelta(seconds=stuck_after_s)
-            if recent and depths[queue] > 0:
-                result.waiting.append(str(job_id))
-                continue
-            lost = depths[queue] == 0
-            if not lost or repo.reannounced_since_progress(session, job.id) < REANNOUNCE_LIMIT:
-                task = waits_for.name.value
-                add_event(session, job, repo.REANNOUNCED, task=task, backlog=depths[queue])
-                job.updated_at = now  # one more horizon to make progress
-                following.append(waits_for)
-                result.reannounced.append(str(job_id))
-                continue
-            code, cause = "stuck", f"no progress for {stuck_after_s} s in {status.value}"
-            if retry is not None:  # what it last failed on is why it is stuck
-                code = str(retry.data.get("code") or code)
-                cause += f" after retries; last error: {retry.data.get('error')}"
-            mark_failed(session, job, code, cause)
-        result.failed.append(str(job_id))
-        following.append(settle_task(job_id))
+            page = repo.stale_jobs(session, horizon.before, after=after, limit=SWEEP_PAGE)
+        for job_id, _updated_at in page:
+            following += _look_at(job_id, horizon, depth, result)
+        if len(page) < SWEEP_PAGE:
+            break
+        after = page[-1][1], page[-1][0]
     for job_id in unsettled:
         following.append(settle_task(job_id))
         result.resettled.append(str(job_id))
-    roll_up_ended_jobs(before)  # jobs no settlement added: into the reports' roll-ups
+    roll_up_ended_jobs(horizon.before)  # jobs no settlement added: into the reports' roll-ups
     if result.failed or result.resettled or result.reannounced:
         log.warning(
             "sweeper: %d jobs failed, %d resettled, %d steps announced again, %d waiting",
@@ -162,3 +156,40 @@ def sweep(
             len(result.waiting),
         )
     return result, following
+
+
+def _look_at(
+    job_id: uuid.UUID, horizon: _Horizon, depth: Callable[[Queue], int], result: SweepResult
+) -> list[NextTask]:
+    """One stale job, in its own transaction (see :func:`sweep`); what to publish for it."""
+    with unit_of_work() as session:
+        job = locked(session, job_id)
+        status = JobStatus(job.status)
+        waits_for = next_task(job)
+        if status is JobStatus.SETTLING or waits_for is None:
+            if waits_for is None:
+                return []
+            result.resettled.append(str(job_id))
+            return [waits_for]
+        retry = repo.last_retry(session, job.id)
+        if retry is not None and retry.created_at >= horizon.before:
+            result.waiting.append(str(job_id))
+            return []
+        backlog = depth(waits_for.name.queue)
+        recent = job.updated_at >= horizon.before - timedelta(seconds=horizon.stuck_after_s)
+        if recent and backlog > 0:
+            result.waiting.append(str(job_id))
+            return []
+        lost = backlog == 0
+        if not lost or repo.reannounced_since_progress(session, job.id) < REANNOUNCE_LIMIT:
+            add_event(session, job, repo.REANNOUNCED, task=waits_for.name.value, backlog=backlog)
+            job.updated_at = horizon.now  # one more horizon to make progress
+            result.reannounced.append(str(job_id))
+            return [waits_for]
+        code, cause = "stuck", f"no progress for {horizon.stuck_after_s} s in {status.value}"
+        if retry is not None:  # what it last failed on is why it is stuck
+            code = str(retry.data.get("code") or code)
+            cause += f" after retries; last error: {retry.data.get('error')}"
+        mark_failed(session, job, code, cause)
+    result.failed.append(str(job_id))
+    return [settle_task(job_id)]

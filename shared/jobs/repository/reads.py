@@ -41,17 +41,22 @@ def shadow_run(session: Session, job_id: uuid.UUID) -> Job | None:
     return session.scalars(select(Job).where(Job.shadow_of == job_id)).first()
 
 
-def stale_jobs(session: Session, before: datetime, limit: int = 100) -> list[uuid.UUID]:
-    """Live jobs untouched since ``before`` (their worker died or their message was lost)."""
+def stale_jobs(
+    session: Session,
+    before: datetime,
+    *,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 100,
+) -> list[tuple[uuid.UUID, datetime]]:
+    """Live jobs untouched since ``before`` (their worker died or their message was lost), with
+    when they were last touched, least recently first; ``after`` the (updated_at, id) of the
+    last of the previous page."""
     live = [s.value for s in JobStatus if s not in TERMINAL_STATUSES]
-    return list(
-        session.scalars(
-            select(Job.id)
-            .where(Job.status.in_(live), Job.updated_at < before)
-            .order_by(Job.updated_at)
-            .limit(limit)
-        )
-    )
+    query = select(Job.id, Job.updated_at).where(Job.status.in_(live), Job.updated_at < before)
+    if after is not None:
+        query = query.where(tuple_(Job.updated_at, Job.id) > tuple_(*after))
+    rows = session.execute(query.order_by(Job.updated_at, Job.id).limit(limit))
+    return [(job_id, updated_at) for job_id, updated_at in rows]
 
 
 def unsettled_finished_jobs(session: Session, limit: int = 100) -> list[uuid.UUID]:

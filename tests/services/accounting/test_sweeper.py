@@ -133,6 +133,26 @@ def test_announcements_count_from_the_job_s_last_move() -> None:
     assert job_row(job_id).error_message == f"no progress for {HORIZON} s in coordinating"
 
 
+def test_one_sweep_looks_at_every_stale_job_page_after_page(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Jobs left alone (retrying) do not hide the ones after them, however many pages they
+    fill."""
+    monkeypatch.setattr(accounting, "SWEEP_PAGE", 2)
+    tenant = make_tenant()
+    retrying = [submit(None, tenant, QUESTION, start=False) for _ in range(3)]
+    lost = [submit(None, tenant, QUESTION, start=False) for _ in range(3)]
+    for job_id in retrying:  # the least recently touched: the first pages
+        age(job_id, 3 * HORIZON)
+        record_retry(job_id, task=TASK, attempt=1, code="engine_unavailable", error="x")
+    for job_id in lost:
+        age(job_id, 2.5 * HORIZON)
+    result, following = sweep()
+    assert {str(j) for j in retrying} <= set(result.waiting)
+    assert {str(j) for j in lost} <= set(result.reannounced)
+    assert all(len(mine(j, following)) == 1 for j in lost)
+
+
 def test_the_defaults_let_a_killed_worker_s_job_finish_within_minutes() -> None:
     s = AccountingSettings()
     assert s.task_soft_time_limit_s < s.task_time_limit_s < s.visibility_timeout_s <= 15 * 60
