@@ -134,6 +134,13 @@ def make_celery(
         return app  # a producer: it never runs as a worker
     service = queue.value
 
+    @signals.task_revoked.connect(weak=False)
+    def _note_expired(sender: Any = None, request: Any = None, **info: Any) -> None:
+        if info.get("expired") and getattr(sender, "app", None) is app:
+            from shared.jobs.runner import note_expired  # the runner imports this module
+
+            note_expired(sender.name, request)
+
     @signals.worker_process_init.connect(weak=False)
     def _trace_pool_process(**_: Any) -> None:
         configure_tracing(service, settings)

@@ -7,6 +7,7 @@ docs/architecture.md, 'Units of work'.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,9 @@ def _engine(url: str) -> Engine:
     settings = get_common_settings()
     engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size)
     ping_when_idle(engine, settings.db_ping_idle_s)
+    # A forked child (a prefork pool's process) opens its own connections: the parent's, which
+    # it inherited, stay the parent's (SQLAlchemy's recipe for multiprocessing).
+    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
     return engine
 
 

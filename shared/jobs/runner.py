@@ -34,7 +34,7 @@ from shared.engines.config import EngineConfig, engine_config
 from shared.errors import ConfigurationError, NotFoundError, TandemError, TransientError
 from shared.jobs.flow import NextTask, publish
 from shared.jobs.messages import BROKER_DOWN
-from shared.jobs.service import fail_job, record_retry
+from shared.jobs.service import fail_job, record_expired, record_retry
 from shared.metrics import ENGINE_DURATION, ENGINE_ERRORS
 from shared.settings import get_worker_settings
 
@@ -93,6 +93,21 @@ def note_retry(job_id: str, task: str, attempt: int, error: BaseException) -> No
         record_retry(job_id, task=task, attempt=attempt, code=code, error=str(error)[:2000])
     except (*DATABASE_DOWN, NotFoundError):
         log.warning("job %s: retry %d of %s not recorded", job_id, attempt, task)
+
+
+def note_expired(task: str, request: Any) -> None:
+    """A worker dropped a job's message for its age, unstarted (Celery's ``expires``, checked
+    before any task code runs): the job's ``expired`` event, so that the sweeper sends its step
+    again as late rather than lost. Best effort: the message is gone either way, and a job
+    whose event could not be written is still sent again, as lost."""
+    job_id = (getattr(request, "kwargs", None) or {}).get("job_id")
+    if job_id is None:
+        return  # not a job's step (a health probe)
+    try:
+        if record_expired(job_id, task=task, expires=str(getattr(request, "expires", None))):
+            log.warning("job %s: %s expired unstarted behind a backlog", job_id, task)
+    except (*DATABASE_DOWN, NotFoundError, ValueError):
+        log.warning("job %s: the expiry of %s not recorded", job_id, task)
 
 
 @dataclass

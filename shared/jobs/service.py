@@ -157,6 +157,13 @@ def record_retry(
         repo.add_retry_event(session, uuid.UUID(str(job_id)), task, attempt, code, error)
 
 
+def record_expired(job_id: uuid.UUID | str, *, task: str, expires: str) -> bool:
+    """A worker dropped the job's message unstarted, past its expiry: one event (see
+    :func:`shared.jobs.repository.add_expired_event`), the job row untouched."""
+    with unit_of_work() as session:
+        return repo.add_expired_event(session, uuid.UUID(str(job_id)), task, expires)
+
+
 def mark_failed(session: Session, job: Job, code: str, message: str) -> None:
     """Record ``job`` (locked) as failed with its reason: its status, event and error fields.
 
@@ -188,6 +195,7 @@ __all__ = [
     "mark_failed",
     "priced_call",
     "record_call",
+    "record_expired",
     "record_retry",
     "request_cancel",
 ]

@@ -17,9 +17,11 @@ from shared.jobs.repository.admission import (
     admit_together,
 )
 from shared.jobs.repository.history import (
+    EXPIRED,
     REANNOUNCED,
     RETRY,
     add_event,
+    add_expired_event,
     add_retry_event,
     last_retry,
     reannounced_since_progress,
@@ -62,6 +64,7 @@ from shared.jobs.repository.rows import (
 )
 
 __all__ = [
+    "EXPIRED",
     "PROMPT_COLUMNS",
     "REANNOUNCED",
     "RETRY",
@@ -74,6 +77,7 @@ __all__ = [
     "Recorded",
     "Together",
     "add_event",
+    "add_expired_event",
     "add_retry_event",
     "admit",
     "admit_together",

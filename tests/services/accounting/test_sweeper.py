@@ -14,7 +14,7 @@ from services.scorer import service as scorer
 from shared.db.models import Job, JobEvent
 from shared.db.session import unit_of_work
 from shared.jobs.flow import NextTask
-from shared.jobs.service import record_retry
+from shared.jobs.service import record_expired, record_retry
 from shared.tasks import TaskName
 from tests.services.pipeline.support import history, job_row, make_tenant, submit, use_classifier
 
@@ -131,6 +131,20 @@ def test_announcements_count_from_the_job_s_last_move() -> None:
     result, _ = sweep()
     assert str(job_id) in result.failed
     assert job_row(job_id).error_message == f"no progress for {HORIZON} s in coordinating"
+
+
+def test_a_job_whose_message_expired_is_late_not_lost() -> None:
+    """A worker dropped its message for its age behind a backlog, then the queue emptied:
+    its step is sent again, not counted towards giving it up."""
+    job_id = submit(None, make_tenant(), QUESTION, start=False)
+    for _ in range(REANNOUNCE_LIMIT):
+        age(job_id)
+        assert str(job_id) in sweep()[0].reannounced
+    assert record_expired(job_id, task=TASK, expires="2026-01-01T00:00:00+00:00")
+    age(job_id)
+    result, following = sweep()
+    assert str(job_id) in result.reannounced and str(job_id) not in result.failed
+    assert len(mine(job_id, following)) == 1
 
 
 def test_one_sweep_looks_at_every_stale_job_page_after_page(

@@ -87,3 +87,48 @@ def test_a_transient_failure_marks_the_job_as_retrying(dead_broker: Celery) -> N
     with pytest.raises(TransientEngineError):
         run_step(task, dead_broker, str(job_id), step)
     assert history(job_id)[-1] == ("retry", "queued", None)
+
+
+@dataclass
+class Expired:
+    """What Celery's ``task_revoked`` signal carries of a message it dropped for its age."""
+
+    kwargs: dict[str, object]
+    expires: str = "2026-01-01T00:00:00+00:00"
+
+
+@dataclass(frozen=True)
+class Sender:
+    app: Celery
+    name: str
+
+
+def test_an_expired_message_is_an_event_of_its_live_job_only() -> None:
+    from shared.jobs.runner import note_expired
+    from shared.jobs.service import fail_job
+
+    live = submit(None, make_tenant(), "What is 2 + 2?", start=False)
+    over = submit(None, make_tenant(), "What is 3 + 3?", start=False)
+    fail_job(over, "engine_error", "x")
+    task = TaskName.SCORER_SCORE.value
+    note_expired(task, Expired({"job_id": str(live), "level": 0}))
+    note_expired(task, Expired({"job_id": str(over), "level": 0}))  # a late duplicate
+    note_expired(task, Expired({}))  # a health probe: no job
+    note_expired(task, Expired({"job_id": "not-a-uuid"}))  # logged, not raised
+    assert history(live)[-1] == ("expired", "queued", None)
+    assert "expired" not in [kind for kind, _, _ in history(over)]
+
+
+def test_a_worker_records_the_expiry_of_a_message_it_drops() -> None:
+    """The signal is wired in every service's app: Celery's own handling of an expired
+    request sends it."""
+    from celery import signals
+
+    job_id = submit(None, make_tenant(), "What is 4 + 4?", start=False)
+    worker_app = make_celery("expiry-worker", queue=TaskName.SCORER_SCORE.queue)
+    task = Sender(worker_app, TaskName.SCORER_SCORE.value)  # what Celery sends it from
+    signals.task_revoked.send(
+        sender=task, request=Expired({"job_id": str(job_id), "level": 0}), expired=True
+    )
+    assert history(job_id)[-1] == ("expired", "queued", None)
+    worker_app.close()
