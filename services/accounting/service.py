@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from services.accounting import shadow
 from services.accounting.settings import get_accounting_settings
@@ -125,13 +126,7 @@ def sweep(
     horizon = _Horizon(datetime.now(UTC), stuck_after_s)
     following: list[NextTask] = []
     result = SweepResult([], [])
-    depths: dict[Queue, int] = {}
-
-    def depth(queue: Queue) -> int:  # one look at each queue per sweep
-        if queue not in depths:
-            depths[queue] = backlog(queue)
-        return depths[queue]
-
+    depth = cache(backlog)  # one look at each queue per sweep
     with unit_of_work() as session:  # before the sweep fails any: it settles those itself
         unsettled = repo.unsettled_finished_jobs(session)
     after: tuple[datetime, uuid.UUID] | None = None
@@ -166,9 +161,9 @@ def _look_at(
         job = locked(session, job_id)
         status = JobStatus(job.status)
         waits_for = next_task(job)
-        if status is JobStatus.SETTLING or waits_for is None:
-            if waits_for is None:
-                return []
+        if waits_for is None:
+            return []
+        if status is JobStatus.SETTLING:
             result.resettled.append(str(job_id))
             return [waits_for]
         retry = repo.last_retry(session, job.id)

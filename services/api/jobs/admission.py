@@ -58,7 +58,6 @@ from shared.costs import Plan, Profiles
 from shared.db.models import Job, JobStatus, Tenant
 from shared.errors import TransientError, ValidationFailed
 from shared.jobs import repository as jobs
-from shared.jobs import repository as repo
 from shared.jobs import transition
 from shared.jobs.service import locked
 from shared.metrics import JOBS_SUBMITTED, RESERVED_DOLLARS, count_rejection, tenant_label
@@ -264,7 +263,7 @@ async def _submit(
 
 def _by_idempotency_key(settings: ApiSettings, tenant: Tenant, key: str) -> Job | None:
     with unit_of_work(settings) as session:
-        return repo.job_by_idempotency_key(session, tenant.id, key)
+        return jobs.job_by_idempotency_key(session, tenant.id, key)
 
 
 def _replay(job: Job, key: str, digest: str, body: JobCreate) -> Submission:

@@ -169,6 +169,9 @@ _KEY_HELD = """key_held AS (
     FROM held AS h, kb
     WHERE k.id = kb.id
 ),"""
+# A hold of ``{cost}`` fits the tenant's row ``b`` and the key's row (when there is one).
+_FITS = """b.spent + b.reserved + {cost} <= b.cap
+      AND NOT EXISTS (SELECT 1 FROM kb WHERE kb.spent + kb.reserved + {cost} > kb.cap)"""
 _JOB_COLUMNS = (
     "id, tenant_id, status, domain, policy, question, metadata, webhook_url, idempotency_key, "
     "request_hash, levels, fixed_level, max_answer_tokens, prompt_version, budget_id, max_cost, "
@@ -209,8 +212,7 @@ held AS (
     FROM total AS t
     WHERE b.tenant_id = $1::uuid AND b.period_key = $2::text
       AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM kb))
-      AND b.spent + b.reserved + t.cost <= b.cap
-      AND NOT EXISTS (SELECT 1 FROM kb WHERE kb.spent + kb.reserved + t.cost > kb.cap)
+      AND {fits}
     RETURNING b.id AS budget_id, t.cost
 ),
 {key_held}
@@ -241,6 +243,7 @@ FROM held AS h CROSS JOIN job AS j
     arrays=", ".join(f"${i + 5}::{kind}[]" for i, (_name, kind) in enumerate(_TOGETHER_COLUMNS)),
     names=", ".join(name for name, _kind in _TOGETHER_COLUMNS),
     key_row=_KEY_ROW.format(key_id="$3", key_period="$4"),
+    fits=_FITS.format(cost="t.cost"),
     key_held=_KEY_HELD,
     job_columns=_JOB_COLUMNS,
 )
@@ -305,6 +308,7 @@ def _admit_statement(candidates: int) -> str:
         candidates=", ".join(rows),
         key_id=key_id,
         key_row=_KEY_ROW.format(key_id=key_id, key_period=key_period),
+        fits=_FITS.format(cost="f.cost"),
         key_held=_KEY_HELD,
         job_columns=_JOB_COLUMNS,
     )
@@ -319,10 +323,7 @@ held AS (
     FROM candidate AS c
     WHERE b.tenant_id = $1::uuid AND b.period_key = $2::text
       AND ({key_id}::uuid IS NULL OR EXISTS (SELECT 1 FROM kb))
-      AND c.ord = (SELECT min(f.ord) FROM candidate AS f
-                   WHERE b.spent + b.reserved + f.cost <= b.cap
-                     AND NOT EXISTS (SELECT 1 FROM kb
-                                     WHERE kb.spent + kb.reserved + f.cost > kb.cap))
+      AND c.ord = (SELECT min(f.ord) FROM candidate AS f WHERE {fits})
     RETURNING b.id AS budget_id, c.ord, c.cost, c.levels, c.max_answer_tokens
 ),
 {key_held}
