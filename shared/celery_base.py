@@ -139,7 +139,7 @@ def make_celery(
         if info.get("expired") and getattr(sender, "app", None) is app:
             from shared.jobs.runner import note_expired  # the runner imports this module
 
-            note_expired(sender.name, request)
+            note_expired(app, sender.name, request)
 
     @signals.worker_process_init.connect(weak=False)
     def _trace_pool_process(**_: Any) -> None:

@@ -91,8 +91,9 @@ class WorkerSettings(CommonSettings):
     task_retry_backoff_max_s: int = Field(60, description="Cap of the exponential retry backoff.")
     task_expires_s: int = Field(
         1200,
-        description="Messages not started within this many seconds are discarded (keep it "
-        "above the visibility timeout plus every retry's backoff).",
+        description="Messages not started within this many seconds are dropped; one its job "
+        "still waits for is sent again to the back of its queue (keep it above the visibility "
+        "timeout plus every retry's backoff).",
     )
     worker_pool: Literal["threads", "prefork", "solo"] = Field(
         "threads",

@@ -95,19 +95,23 @@ def note_retry(job_id: str, task: str, attempt: int, error: BaseException) -> No
         log.warning("job %s: retry %d of %s not recorded", job_id, attempt, task)
 
 
-def note_expired(task: str, request: Any) -> None:
+def note_expired(app: Celery, task: str, request: Any) -> None:
     """A worker dropped a job's message for its age, unstarted (Celery's ``expires``, checked
-    before any task code runs): the job's ``expired`` event, so that the sweeper sends its step
-    again as late rather than lost. Best effort: the message is gone either way, and a job
-    whose event could not be written is still sent again, as lost."""
-    job_id = (getattr(request, "kwargs", None) or {}).get("job_id")
+    before any task code runs): the job's ``expired`` event and, when that message was the
+    step the job waits for, the step sent again at once (:func:`record_expired`). Best effort:
+    a job whose expiry could not be recorded or sent again is sent again by the sweeper."""
+    kwargs = getattr(request, "kwargs", None) or {}
+    job_id = kwargs.get("job_id")
     if job_id is None:
         return  # not a job's step (a health probe)
+    expires = str(getattr(request, "expires", None))
     try:
-        if record_expired(job_id, task=task, expires=str(getattr(request, "expires", None))):
-            log.warning("job %s: %s expired unstarted behind a backlog", job_id, task)
-    except (*DATABASE_DOWN, NotFoundError, ValueError):
-        log.warning("job %s: the expiry of %s not recorded", job_id, task)
+        again = record_expired(job_id, task=task, kwargs=kwargs, expires=expires)
+        if again is not None:
+            publish(app, [again])
+            log.warning("job %s: %s expired unstarted behind a backlog; sent again", job_id, task)
+    except (*DATABASE_DOWN, *BROKER_DOWN, NotFoundError, ValueError):
+        log.warning("job %s: the expiry of %s not recorded or not sent again", job_id, task)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ from shared.db.session import unit_of_work
 from shared.engines.base import Generation, ModelProfile
 from shared.errors import NotFoundError
 from shared.jobs import repository as repo
-from shared.jobs.flow import NextTask, settle_task
+from shared.jobs.flow import NextTask, next_task, settle_task
 from shared.jobs.states import add_event, transition
 from shared.logging import bind
 from shared.metrics import count_call
@@ -157,11 +158,28 @@ def record_retry(
         repo.add_retry_event(session, uuid.UUID(str(job_id)), task, attempt, code, error)
 
 
-def record_expired(job_id: uuid.UUID | str, *, task: str, expires: str) -> bool:
-    """A worker dropped the job's message unstarted, past its expiry: one event (see
-    :func:`shared.jobs.repository.add_expired_event`), the job row untouched."""
+def record_expired(
+    job_id: uuid.UUID | str, *, task: str, kwargs: Mapping[str, Any], expires: str
+) -> NextTask | None:
+    """A worker dropped one of the job's messages unstarted, past its expiry: the ``expired``
+    event of a live job, and the step to send again when the dropped message is the one the
+    job still waits for (None for a stale duplicate, or a job that is over).
+
+    The message was late, not lost. Sent again at once, it waits at the back of its queue
+    with a fresh expiry; left to the sweeper, the job would wait a horizon or two for it while
+    the workers, their queue drained of the expired messages, stood idle."""
     with unit_of_work() as session:
-        return repo.add_expired_event(session, uuid.UUID(str(job_id)), task, expires)
+        job = locked(session, job_id)
+        if is_over(job):
+            return None
+        waits_for = next_task(job)
+        again = (
+            waits_for is not None
+            and waits_for.name.value == task
+            and dict(waits_for.kwargs) == dict(kwargs)
+        )
+        add_event(session, job, repo.EXPIRED, task=task, expires=expires, awaited=again)
+    return waits_for if again else None
 
 
 def mark_failed(session: Session, job: Job, code: str, message: str) -> None:

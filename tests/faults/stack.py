@@ -188,6 +188,7 @@ class FaultStack:
     engines: dict[str, Engine]
     workers: dict[str, WorkerPool] = field(default_factory=dict)
     others: list[subprocess.Popen[bytes]] = field(default_factory=list)  # beat, API
+    beat: subprocess.Popen[bytes] | None = None
     api_url: str = ""
     api: subprocess.Popen[bytes] | None = None
     clients: list[httpx.Client] = field(default_factory=list)
@@ -244,6 +245,17 @@ class FaultStack:
             )
         self.others.append(process)
         return process
+
+    def start_beat(self) -> None:
+        schedule = self.logs.parent / "beat-schedule"
+        self.beat = self._spawn("beat", tandem_argv("beat", "--schedule", str(schedule)))
+
+    def stop_beat(self) -> None:
+        """Stop beat, and with it every sweep, until :meth:`start_beat`."""
+        assert self.beat is not None
+        _stop(self.beat)
+        self.others.remove(self.beat)
+        self.beat = None
 
     def start_api(self) -> None:
         port = free_port()
@@ -371,7 +383,7 @@ def running_stack(root: Path) -> Iterator[FaultStack]:
             engine.start()
         for service in SERVICES:
             stack.start_worker(service)
-        stack._spawn("beat", tandem_argv("beat", "--schedule", str(root / "beat-schedule")))
+        stack.start_beat()
         stack.start_api()
         stack.wait_for_workers(SERVICES)
         yield stack

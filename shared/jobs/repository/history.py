@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared.db.driver import DriverStatement
-from shared.db.models import TERMINAL_STATUSES, Job, JobEvent
+from shared.db.models import Job, JobEvent
 from shared.errors import NotFoundError
 
 # A transaction's events (a step's status change, what it recorded) are written together in
@@ -106,41 +106,25 @@ def add_retry_event(
 ) -> None:
     """One statement: the event takes the job's current status from its row."""
     data = {"task": task, "attempt": attempt, "code": code, "error": error}
-    if not _add_in_status(session, job_id, RETRY, data, live_only=False):
-        raise NotFoundError(f"job {job_id} not found", field="job_id")
-
-
-EXPIRED = "expired"  # ... and a worker that dropped a step's message for its age, unstarted
-
-
-def add_expired_event(session: Session, job_id: uuid.UUID, task: str, expires: str) -> bool:
-    """One statement: the ``expired`` event of a live job (its status from its row); False
-    when the job is gone or over (the message was a late duplicate)."""
-    data = {"task": task, "expires": expires}
-    return _add_in_status(session, job_id, EXPIRED, data, live_only=True)
-
-
-def _add_in_status(
-    session: Session, job_id: uuid.UUID, kind: str, data: dict[str, Any], *, live_only: bool
-) -> bool:
-    """An event of ``kind`` in the job's status as its row holds it, in one statement; False,
-    with nothing written, when the job is gone (or over, with ``live_only``)."""
     status = select(Job.status).where(Job.id == job_id).scalar_subquery()
-    terminal = [s.value for s in TERMINAL_STATUSES]
     row = session.execute(
         insert(JobEvent)
         .from_select(
             ["job_id", "kind", "status", "data"],
             select(
                 literal(job_id),
-                literal(kind),
+                literal(RETRY),
                 status,
                 func.jsonb_build_object(*(part for item in data.items() for part in item)),
-            ).where(status.not_in(terminal) if live_only else status.is_not(None)),
+            ).where(status.is_not(None)),
         )
         .returning(JobEvent.id)
     ).first()
-    return row is not None
+    if row is None:
+        raise NotFoundError(f"job {job_id} not found", field="job_id")
+
+
+EXPIRED = "expired"  # ... and a worker that dropped a step's message for its age, unstarted
 
 
 def last_retry(session: Session, job_id: uuid.UUID) -> JobEvent | None:

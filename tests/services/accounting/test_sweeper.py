@@ -134,13 +134,16 @@ def test_announcements_count_from_the_job_s_last_move() -> None:
 
 
 def test_a_job_whose_message_expired_is_late_not_lost() -> None:
-    """A worker dropped its message for its age behind a backlog, then the queue emptied:
-    its step is sent again, not counted towards giving it up."""
+    """A worker dropped its message for its age behind a backlog, then the queue emptied (and
+    the worker's own resend was lost too): its step is sent again, not counted towards giving
+    it up."""
     job_id = submit(None, make_tenant(), QUESTION, start=False)
     for _ in range(REANNOUNCE_LIMIT):
         age(job_id)
         assert str(job_id) in sweep()[0].reannounced
-    assert record_expired(job_id, task=TASK, expires="2026-01-01T00:00:00+00:00")
+    step = {"job_id": str(job_id), "level": 0}
+    again = record_expired(job_id, task=TASK, kwargs=step, expires="2026-01-01T00:00:00+00:00")
+    assert again is not None and dict(again.kwargs) == step
     age(job_id)
     result, following = sweep()
     assert str(job_id) in result.reannounced and str(job_id) not in result.failed

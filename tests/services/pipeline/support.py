@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -239,6 +240,22 @@ def history(job_id: uuid.UUID) -> list[tuple[str, str | None, int | None]]:
             .order_by(JobEvent.id)
         ).all()
     return [(kind, status, level) for kind, status, level in rows]
+
+
+def event_data(job_id: uuid.UUID, kind: str) -> list[dict[str, Any]]:
+    """What the job's events of ``kind`` recorded, in order."""
+    from sqlalchemy import select
+
+    from shared.db.models import JobEvent
+
+    with unit_of_work() as session:
+        return list(
+            session.scalars(
+                select(JobEvent.data)
+                .where(JobEvent.job_id == job_id, JobEvent.kind == kind)
+                .order_by(JobEvent.id)
+            )
+        )
 
 
 def calls_of(job_id: uuid.UUID) -> list[tuple[str, str]]:

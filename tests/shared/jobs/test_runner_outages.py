@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import psycopg
 import pytest
+import redis
 from celery import Celery
 from sqlalchemy.exc import OperationalError
 
@@ -14,8 +18,15 @@ from shared.celery_base import TandemTask, make_celery
 from shared.jobs.flow import NextTask
 from shared.jobs.runner import run_step
 from shared.settings import WorkerSettings
-from shared.tasks import TaskName
-from tests.services.pipeline.support import free_port, history, job_row, make_tenant, submit
+from shared.tasks import Queue, TaskName
+from tests.services.pipeline.support import (
+    event_data,
+    free_port,
+    history,
+    job_row,
+    make_tenant,
+    submit,
+)
 
 
 @dataclass
@@ -103,32 +114,73 @@ class Sender:
     name: str
 
 
-def test_an_expired_message_is_an_event_of_its_live_job_only() -> None:
+def messages_for(redis_url: str, queue: Queue, job_id: uuid.UUID) -> list[dict[str, object]]:
+    """The kwargs of the messages waiting on ``queue`` for ``job_id``."""
+    waiting = redis.Redis.from_url(redis_url).lrange(queue.value, 0, -1)
+    headers = [json.loads(raw)["headers"] for raw in waiting]
+    kwargs = [ast.literal_eval(h["kwargsrepr"]) for h in headers]
+    return [k for k in kwargs if k.get("job_id") == str(job_id)]
+
+
+@pytest.fixture
+def worker_app(redis_url: str) -> Iterator[Celery]:
+    app = make_celery(
+        "expiry-worker",
+        queue=TaskName.SCORER_SCORE.queue,
+        settings=WorkerSettings(redis_url=redis_url),
+    )
+    yield app
+    app.close()
+
+
+def test_an_expired_message_the_job_waits_for_is_sent_again_at_once(
+    worker_app: Celery, redis_url: str
+) -> None:
     from shared.jobs.runner import note_expired
     from shared.jobs.service import fail_job
 
-    live = submit(None, make_tenant(), "What is 2 + 2?", start=False)
+    live = submit(None, make_tenant(), "What is 2 + 2?", start=False)  # waits for score:0
     over = submit(None, make_tenant(), "What is 3 + 3?", start=False)
     fail_job(over, "engine_error", "x")
     task = TaskName.SCORER_SCORE.value
-    note_expired(task, Expired({"job_id": str(live), "level": 0}))
-    note_expired(task, Expired({"job_id": str(over), "level": 0}))  # a late duplicate
-    note_expired(task, Expired({}))  # a health probe: no job
-    note_expired(task, Expired({"job_id": "not-a-uuid"}))  # logged, not raised
+    note_expired(worker_app, task, Expired({"job_id": str(live), "level": 0}))
+    note_expired(worker_app, task, Expired({"job_id": str(over), "level": 0}))  # job over
+    note_expired(worker_app, task, Expired({}))  # a health probe: no job
+    note_expired(worker_app, task, Expired({"job_id": "not-a-uuid"}))  # logged, not raised
     assert history(live)[-1] == ("expired", "queued", None)
+    assert event_data(live, "expired")[-1]["awaited"] is True
+    assert messages_for(redis_url, Queue.SCORER, live) == [{"job_id": str(live), "level": 0}]
     assert "expired" not in [kind for kind, _, _ in history(over)]
+    assert messages_for(redis_url, Queue.SCORER, over) == []
 
 
-def test_a_worker_records_the_expiry_of_a_message_it_drops() -> None:
+def test_an_expired_stale_duplicate_is_recorded_and_not_sent_again(
+    worker_app: Celery, redis_url: str
+) -> None:
+    from shared.jobs.runner import note_expired
+
+    job_id = submit(None, make_tenant(), "What is 5 + 5?", start=False)  # waits for score:0
+    note_expired(
+        worker_app, TaskName.SCORER_SCORE.value, Expired({"job_id": str(job_id), "level": 1})
+    )
+    extend = TaskName.COORDINATOR_EXTEND.value
+    note_expired(worker_app, extend, Expired({"job_id": str(job_id), "level": 1}))
+    assert [d["awaited"] for d in event_data(job_id, "expired")] == [False, False]
+    assert messages_for(redis_url, Queue.SCORER, job_id) == []
+    assert messages_for(redis_url, Queue.COORDINATOR, job_id) == []
+
+
+def test_a_worker_handles_the_expiry_of_a_message_it_drops(
+    worker_app: Celery, redis_url: str
+) -> None:
     """The signal is wired in every service's app: Celery's own handling of an expired
     request sends it."""
     from celery import signals
 
     job_id = submit(None, make_tenant(), "What is 4 + 4?", start=False)
-    worker_app = make_celery("expiry-worker", queue=TaskName.SCORER_SCORE.queue)
     task = Sender(worker_app, TaskName.SCORER_SCORE.value)  # what Celery sends it from
     signals.task_revoked.send(
         sender=task, request=Expired({"job_id": str(job_id), "level": 0}), expired=True
     )
     assert history(job_id)[-1] == ("expired", "queued", None)
-    worker_app.close()
+    assert messages_for(redis_url, Queue.SCORER, job_id) == [{"job_id": str(job_id), "level": 0}]
