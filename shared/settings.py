@@ -36,6 +36,14 @@ class CommonSettings(BaseSettings):
         description="Redis URL: Celery broker and result backend, rate limits, event fan-out.",
     )
     db_pool_size: int = Field(10, description="SQLAlchemy connection pool size per process.")
+    db_connect_timeout_s: int = Field(
+        10,
+        ge=2,
+        description="Longest wait, in whole seconds, for a new Postgres connection of a worker "
+        "or command (the API's follow TANDEM_DEPENDENCY_TIMEOUT_S): a server that accepts no "
+        "connection, or never answers one, fails the step, which is retried, instead of holding "
+        "its thread until the operating system gives up.",
+    )
     db_ping_idle_s: float = Field(
         30.0,
         ge=0,

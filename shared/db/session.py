@@ -31,7 +31,12 @@ def get_engine(url: str | None = None) -> Engine:
 @lru_cache(maxsize=8)
 def _engine(url: str) -> Engine:
     settings = get_common_settings()
-    engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size)
+    engine = create_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        connect_args={"connect_timeout": settings.db_connect_timeout_s},
+    )
     ping_when_idle(engine, settings.db_ping_idle_s)
     # A forked child (a prefork pool's process) opens its own connections: the parent's, which
     # it inherited, stay the parent's (SQLAlchemy's recipe for multiprocessing).

@@ -4,6 +4,9 @@ pooled connection is pinged only after idling; a busy one that died is found by 
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -79,3 +82,45 @@ def test_a_busy_connection_is_not_pinged_its_statement_finds_it_dead_and_the_poo
     with pytest.raises(OperationalError):  # not pinged: its statement fails (a step retries)
         _pid(engine)
     assert _pid(engine) != first  # the whole pool was invalidated: a fresh connection
+
+
+# -- a server that never answers ------------------------------------------------------------
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port whose TCP connections are accepted (by the kernel) and never answered: a hung
+    server, or one behind a proxy whose far side is gone."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as listener:
+        yield int(listener.getsockname()[1])
+
+
+def test_a_new_connection_to_a_server_that_never_answers_fails_within_the_timeout(
+    silent_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a connect timeout libpq waits for the server's first word forever, holding the
+    step's thread (or a worker's consumer, which records expired messages) with it."""
+    monkeypatch.setenv("TANDEM_DB_CONNECT_TIMEOUT_S", "2")
+    get_common_settings.cache_clear()
+    outcome: list[BaseException | None] = []
+
+    def connect() -> None:
+        engine = get_engine(f"postgresql+psycopg://tandem@127.0.0.1:{silent_port}/tandem")
+        try:
+            engine.connect().close()
+            outcome.append(None)
+        except BaseException as error:  # what it raised is the assertion
+            outcome.append(error)
+        finally:
+            engine.dispose()
+
+    try:
+        started = time.monotonic()
+        waiter = threading.Thread(target=connect, daemon=True)  # a hang must not hang the suite
+        waiter.start()
+        waiter.join(timeout=20)
+        assert outcome, "still waiting for the server after 20 s"
+        assert isinstance(outcome[0], OperationalError)
+        assert time.monotonic() - started < 10
+    finally:
+        get_common_settings.cache_clear()  # the next reader sees the restored environment
