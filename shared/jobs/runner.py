@@ -35,6 +35,7 @@ from shared.errors import ConfigurationError, NotFoundError, TandemError, Transi
 from shared.jobs.flow import NextTask, publish
 from shared.jobs.messages import BROKER_DOWN
 from shared.jobs.service import fail_job, record_expired, record_retry
+from shared.logging import log_context
 from shared.metrics import ENGINE_DURATION, ENGINE_ERRORS
 from shared.settings import get_worker_settings
 
@@ -105,13 +106,17 @@ def note_expired(app: Celery, task: str, request: Any) -> None:
     if job_id is None:
         return  # not a job's step (a health probe)
     expires = str(getattr(request, "expires", None))
-    try:
-        again = record_expired(job_id, task=task, kwargs=kwargs, expires=expires)
-        if again is not None:
-            publish(app, [again])
-            log.warning("job %s: %s expired unstarted behind a backlog; sent again", job_id, task)
-    except (*DATABASE_DOWN, *BROKER_DOWN, NotFoundError, ValueError):
-        log.warning("job %s: the expiry of %s not recorded or not sent again", job_id, task)
+    # The consumer runs this outside any task's log context: what the job binds ends here.
+    with log_context(job_id=job_id, task=task):
+        try:
+            again = record_expired(job_id, task=task, kwargs=kwargs, expires=expires)
+            if again is not None:
+                publish(app, [again])
+                log.warning(
+                    "job %s: %s expired unstarted behind a backlog; sent again", job_id, task
+                )
+        except (*DATABASE_DOWN, *BROKER_DOWN, NotFoundError, ValueError):
+            log.warning("job %s: the expiry of %s not recorded or not sent again", job_id, task)
 
 
 @dataclass

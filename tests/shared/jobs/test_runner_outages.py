@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 from shared.celery_base import TandemTask, make_celery
 from shared.jobs.flow import NextTask
 from shared.jobs.runner import run_step
+from shared.logging import current_context
 from shared.settings import WorkerSettings
 from shared.tasks import Queue, TaskName
 from tests.services.pipeline.support import (
@@ -143,10 +144,12 @@ def test_an_expired_message_the_job_waits_for_is_sent_again_at_once(
     over = submit(None, make_tenant(), "What is 3 + 3?", start=False)
     fail_job(over, "engine_error", "x")
     task = TaskName.SCORER_SCORE.value
-    note_expired(worker_app, task, Expired({"job_id": str(live), "level": 0}))
+    context = current_context()
     note_expired(worker_app, task, Expired({"job_id": str(over), "level": 0}))  # job over
+    note_expired(worker_app, task, Expired({"job_id": str(live), "level": 0}))
     note_expired(worker_app, task, Expired({}))  # a health probe: no job
     note_expired(worker_app, task, Expired({"job_id": "not-a-uuid"}))  # logged, not raised
+    assert current_context() == context  # the consumer's next lines name none of these jobs
     assert history(live)[-1] == ("expired", "queued", None)
     assert event_data(live, "expired")[-1]["awaited"] is True
     assert messages_for(redis_url, Queue.SCORER, live) == [{"job_id": str(live), "level": 0}]
