@@ -109,6 +109,7 @@ def prepare() -> None:
     binaries = find_binaries()
     start_postgres(INFRA, binaries)
     start_redis(BENCH_REDIS, binaries)
+    redis.Redis.from_url(REDIS_URL).flushall()  # what a killed run left in the snapshot
     ensure_database(INFRA, DATABASE, recreate=True)
     command.upgrade(alembic_config(DATABASE_URL), "head")
     with _pg() as conn:

@@ -93,6 +93,20 @@ ADMISSION_BATCH = Histogram(
     ["outcome"],
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
+MESSAGES_EXPIRED = Counter(
+    "tandem_messages_expired",
+    "Job messages a worker dropped unstarted past their expiry (TANDEM_TASK_EXPIRES_S): the "
+    "queue's backlog outlasted it. awaited: the job still waited for that step, which was sent "
+    "again (true), a stale duplicate or a job that was over (false), not known (unknown).",
+    ["task", "awaited"],
+)
+SWEEPS = Counter("tandem_sweeps", "Runs of the sweeper of stale jobs (accounting, from beat).")
+SWEPT_JOBS = Counter(
+    "tandem_swept_jobs",
+    "Stale jobs the sweeper acted on: reannounced (its step sent again), failed (given up as "
+    "stuck and settled), resettled (settlement sent again).",
+    ["action"],
+)
 HTTP_DURATION = Histogram(
     "tandem_http_request_duration_seconds",
     "API request wall time by route template, method and status.",

@@ -27,6 +27,7 @@ from shared.jobs.flow import NextTask, first_task, next_task, settle_task
 from shared.jobs.service import locked, mark_failed
 from shared.jobs.states import add_event, transition
 from shared.logging import bind
+from shared.metrics import SWEEPS, SWEPT_JOBS
 from shared.money import plain
 from shared.rollups.repository import add_settled_job
 from shared.rollups.service import roll_up_ended_jobs
@@ -142,6 +143,14 @@ def sweep(
         following.append(settle_task(job_id))
         result.resettled.append(str(job_id))
     roll_up_ended_jobs(horizon.before)  # jobs no settlement added: into the reports' roll-ups
+    swept = (
+        ("reannounced", result.reannounced),
+        ("failed", result.failed),
+        ("resettled", result.resettled),
+    )
+    for action, jobs in swept:
+        SWEPT_JOBS.labels(action).inc(len(jobs))
+    SWEEPS.inc()
     if result.failed or result.resettled or result.reannounced:
         log.warning(
             "sweeper: %d jobs failed, %d resettled, %d steps announced again, %d waiting",

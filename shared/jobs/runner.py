@@ -36,7 +36,7 @@ from shared.jobs.flow import NextTask, publish
 from shared.jobs.messages import BROKER_DOWN
 from shared.jobs.service import fail_job, record_expired, record_retry
 from shared.logging import log_context
-from shared.metrics import ENGINE_DURATION, ENGINE_ERRORS
+from shared.metrics import ENGINE_DURATION, ENGINE_ERRORS, MESSAGES_EXPIRED
 from shared.settings import get_worker_settings
 
 log = logging.getLogger(__name__)
@@ -106,10 +106,12 @@ def note_expired(app: Celery, task: str, request: Any) -> None:
     if job_id is None:
         return  # not a job's step (a health probe)
     expires = str(getattr(request, "expires", None))
+    awaited = "unknown"
     # The consumer runs this outside any task's log context: what the job binds ends here.
     with log_context(job_id=job_id, task=task):
         try:
             again = record_expired(job_id, task=task, kwargs=kwargs, expires=expires)
+            awaited = "true" if again is not None else "false"
             if again is not None:
                 publish(app, [again])
                 log.warning(
@@ -117,6 +119,8 @@ def note_expired(app: Celery, task: str, request: Any) -> None:
                 )
         except (*DATABASE_DOWN, *BROKER_DOWN, NotFoundError, ValueError):
             log.warning("job %s: the expiry of %s not recorded or not sent again", job_id, task)
+        finally:
+            MESSAGES_EXPIRED.labels(task, awaited).inc()
 
 
 @dataclass

@@ -346,6 +346,18 @@ def test_engines_are_external_services_given_by_url() -> None:
     assert "TANDEM_EXECUTOR_ENGINE_URL" in config["data"]
 
 
+def test_the_alerting_rules_become_a_prometheus_rule_when_asked() -> None:
+    """The same file Compose's Prometheus loads (``test_alerts``), unchanged; off by default,
+    since the kind exists only where the Prometheus Operator runs."""
+    assert not of_kind(manifests(), "PrometheusRule")
+    asked = {"prometheusRule": {"enabled": True, "labels": {"release": "monitoring"}}}
+    (rule,) = of_kind(manifests(metrics=asked), "PrometheusRule").values()
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "monitoring"
+    assert rule["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+    assert rule["spec"] == yaml.safe_load((CHART / "files" / "alerts.yml").read_text())
+
+
 def test_values_schema_rejects_a_misspelt_knob() -> None:
     """values.schema.json makes Helm refuse an operator's typo instead of ignoring it."""
     with helm.Chart.load(CHART) as chart:
@@ -354,6 +366,7 @@ def test_values_schema_rejects_a_misspelt_knob() -> None:
             {"workers": {"executor": {"concurency": 3}}},
             {"workers": {"summariser": CI_VALUES.get("workers", {}).get("executor", {})}},
             {"image": {"repository": "tandem-serve", "tag": "latest"}},
+            {"metrics": {"prometheusRule": {"enable": True}}},
         ):
             with pytest.raises(helm.HelmError):
                 chart.render(merged(CI_VALUES, bad), name=RELEASE, namespace=NAMESPACE)

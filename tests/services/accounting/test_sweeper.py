@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import update
 
 from services.accounting import service as accounting
@@ -34,6 +35,10 @@ def age(job_id: uuid.UUID, seconds: float = 2 * HORIZON) -> None:
 
 def sweep(backlog: int = 0) -> tuple[accounting.SweepResult, list[NextTask]]:
     return accounting.sweep(HORIZON, lambda _queue: backlog)
+
+
+def swept(action: str) -> float:
+    return REGISTRY.get_sample_value("tandem_swept_jobs_total", {"action": action}) or 0.0
 
 
 def mine(job_id: uuid.UUID, following: list[NextTask]) -> list[NextTask]:
@@ -83,11 +88,16 @@ def test_a_lost_job_is_given_up_with_the_cause_of_its_last_retry() -> None:
             NextTask(TaskName.SCORER_SCORE, {"job_id": str(job_id), "level": 0})
         ]
     age(job_id)
+    before = {action: swept(action) for action in ("failed", "reannounced", "resettled")}
+    sweeps = REGISTRY.get_sample_value("tandem_sweeps_total") or 0.0
     result, following = sweep()
+    assert REGISTRY.get_sample_value("tandem_sweeps_total") == sweeps + 1
     assert str(job_id) in result.failed
     assert mine(job_id, following) == [
         NextTask(TaskName.ACCOUNTING_SETTLE, {"job_id": str(job_id)})
     ]
+    counted = [swept(action) - n for action, n in before.items()]
+    assert counted == [len(result.failed), len(result.reannounced), len(result.resettled)]
     job = job_row(job_id)
     assert (job.status, job.error_code) == ("failed", "engine_unavailable")
     assert job.error_message is not None and cause in job.error_message

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 import redis
 from celery import Celery
+from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
 
 from shared.celery_base import TandemTask, make_celery
@@ -123,6 +124,11 @@ def messages_for(redis_url: str, queue: Queue, job_id: uuid.UUID) -> list[dict[s
     return [k for k in kwargs if k.get("job_id") == str(job_id)]
 
 
+def expired_count(task: str, awaited: str) -> float:
+    labels = {"task": task, "awaited": awaited}
+    return REGISTRY.get_sample_value("tandem_messages_expired_total", labels) or 0.0
+
+
 @pytest.fixture
 def worker_app(redis_url: str) -> Iterator[Celery]:
     app = make_celery(
@@ -144,6 +150,7 @@ def test_an_expired_message_the_job_waits_for_is_sent_again_at_once(
     over = submit(None, make_tenant(), "What is 3 + 3?", start=False)
     fail_job(over, "engine_error", "x")
     task = TaskName.SCORER_SCORE.value
+    before = {awaited: expired_count(task, awaited) for awaited in ("true", "false", "unknown")}
     context = current_context()
     note_expired(worker_app, task, Expired({"job_id": str(over), "level": 0}))  # job over
     note_expired(worker_app, task, Expired({"job_id": str(live), "level": 0}))
@@ -155,6 +162,8 @@ def test_an_expired_message_the_job_waits_for_is_sent_again_at_once(
     assert messages_for(redis_url, Queue.SCORER, live) == [{"job_id": str(live), "level": 0}]
     assert "expired" not in [kind for kind, _, _ in history(over)]
     assert messages_for(redis_url, Queue.SCORER, over) == []
+    counted = {k: expired_count(task, k) - v for k, v in before.items()}
+    assert counted == {"true": 1, "false": 1, "unknown": 1}  # the probe is no job's message
 
 
 def test_an_expired_stale_duplicate_is_recorded_and_not_sent_again(
