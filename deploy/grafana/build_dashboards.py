@@ -175,6 +175,20 @@ OVERVIEW = dashboard(
             {"{{task}}": rate("tandem_task_duration_seconds_count", "task", '{outcome="error"}')},
             unit="reqps",
         ),
+        panel(
+            "Expired messages / s",
+            {"{{task}}": rate("tandem_messages_expired_total", "task")},
+            unit="reqps",
+            description="Messages dropped unstarted past TANDEM_TASK_EXPIRES_S: a backlog longer "
+            "than the expiry. A step its job still waited for is sent again, so none is lost.",
+        ),
+        panel(
+            "Sweeper actions / s",
+            {"{{action}}": rate("tandem_swept_jobs_total", "action")},
+            unit="reqps",
+            description="Stale jobs the sweeper sent again (reannounced), failed as stuck "
+            "(failed) or sent to settlement again (resettled).",
+        ),
     ],
 )
 
