@@ -30,7 +30,7 @@ from services.api.keys import routes as keys
 from services.api.middleware import BodyLimit
 from services.api.models import routes as models
 from services.api.ops import health, metrics
-from services.api.ops.metrics import RequestTimer, SavingsGauges
+from services.api.ops.metrics import LedgerGauges, RequestTimer, SavingsGauges
 from services.api.ops.readiness import QueueConsumers
 from services.api.pricecache import PriceCache, keep_fresh
 from services.api.ratelimit import RequestLimiter
@@ -104,6 +104,7 @@ def create_app(
     app.state.profiles = profiles or app.state.price_cache.profiles
     app.state.consumers = QueueConsumers(celery_factory, settings)
     app.state.savings_gauges = SavingsGauges(settings)
+    app.state.ledger_gauges = LedgerGauges(settings)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics.router)

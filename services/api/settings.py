@@ -119,6 +119,13 @@ class ApiSettings(WorkerSettings):
         '({"source": ..., "domains": {"math": {"mean_cost": "0.0012", "sample_size": 500}}}); '
         "the savings report's `offline_table` estimate.",
     )
+    ledger_check_interval_s: float = Field(
+        900.0,
+        gt=0,
+        description="How often each API process verifies the ledger for /metrics "
+        "(tandem_ledger_problems, what `tandem ledger verify` checks); the check reads every "
+        "budget and ledger entry.",
+    )
     savings_min_shadow_jobs: int = Field(
         30,
         description="Coordinator-alone runs a domain needs in the report's scope and range "

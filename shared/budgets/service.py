@@ -71,9 +71,12 @@ class Settlement:
         return any(alert.threshold == AlertThreshold.SOFT for alert in self.alerts)
 
 
+LEDGER_PROBLEM_KINDS = ("budget", "key_budget", "job")  # what a broken invariant is about
+
+
 @dataclass(frozen=True)
 class LedgerProblem:
-    kind: str  # "budget" or "job"
+    kind: str  # one of LEDGER_PROBLEM_KINDS
     subject: str
     message: str
 

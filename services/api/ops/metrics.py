@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Generic, TypeVar
 
 import redis
 from fastapi import APIRouter, Request, Response
@@ -28,6 +30,7 @@ from services.api.reports.baseline import load_baseline
 from services.api.reports.params import Scope, TimeRange, month_start
 from services.api.reports.service import savings_report
 from services.api.settings import ApiSettings
+from shared.budgets.service import LEDGER_PROBLEM_KINDS, verify_ledger
 from shared.db.session import unit_of_work
 from shared.metrics import HTTP_DURATION, CallbackCollector, exposition, gauge
 from shared.tasks import Queue
@@ -36,17 +39,53 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 
 
-class SavingsGauges(Collector):
-    """The savings report over all tenants for the current month, per domain, cached."""
+Figures = TypeVar("Figures")
 
-    def __init__(self, settings: ApiSettings, ttl_s: float = 60.0) -> None:
-        self._settings = settings
+
+class CachedGauges(Collector, Generic[Figures]):
+    """Gauges computed from the database at most every ``ttl_s`` seconds: a scrape reads the
+    last figures, so scrapes stay cheap however often they come, and a database that does not
+    answer leaves the last figures in place."""
+
+    what = "gauges"
+
+    def __init__(self, empty: Figures, ttl_s: float) -> None:
         self._ttl_s = ttl_s
         self._lock = threading.Lock()
         self._at = -ttl_s
-        self._rows: list[tuple[str, str, float | None, int, float]] = []
+        self._figures = empty
 
-    def _compute(self) -> list[tuple[str, str, float | None, int, float]]:
+    def _compute(self) -> Figures:
+        raise NotImplementedError
+
+    def _gauges(self, figures: Figures) -> Iterator[Metric]:
+        raise NotImplementedError
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            if time.monotonic() - self._at >= self._ttl_s:
+                try:
+                    self._figures = self._compute()
+                except SQLAlchemyError:
+                    log.warning("%s: database unavailable", self.what, exc_info=True)
+                self._at = time.monotonic()
+            figures = self._figures
+        yield from self._gauges(figures)
+
+
+SavingsRows = list[tuple[str, str, float | None, int, float]]
+
+
+class SavingsGauges(CachedGauges[SavingsRows]):
+    """The savings report over all tenants for the current month, per domain."""
+
+    what = "savings gauges"
+
+    def __init__(self, settings: ApiSettings, ttl_s: float = 60.0) -> None:
+        super().__init__([], ttl_s)
+        self._settings = settings
+
+    def _compute(self) -> SavingsRows:
         now = datetime.now(UTC)
         span = TimeRange(month_start(now), now)
         baseline = load_baseline(self._settings.savings_baseline_file)
@@ -55,7 +94,7 @@ class SavingsGauges(Collector):
                 session, Scope(None), span, baseline, self._settings.savings_min_shadow_jobs
             )
         method = report.estimate.method
-        rows: list[tuple[str, str, float | None, int, float]] = []
+        rows: SavingsRows = []
         for domain, figures in report.by_domain.items():
             share = None
             if figures.counterfactual_cost is not None and Decimal(figures.counterfactual_cost):
@@ -64,15 +103,7 @@ class SavingsGauges(Collector):
             rows.append((domain, method, share, figures.sample_size, measured))
         return rows
 
-    def collect(self) -> Iterator[Metric]:
-        with self._lock:
-            if time.monotonic() - self._at >= self._ttl_s:
-                try:
-                    self._rows = self._compute()
-                except SQLAlchemyError:
-                    log.warning("savings gauges: database unavailable", exc_info=True)
-                self._at = time.monotonic()
-            rows = self._rows
+    def _gauges(self, rows: SavingsRows) -> Iterator[Metric]:
         yield gauge(
             "tandem_savings_cost_share",
             "Tandem's cost over the coordinator-alone estimate this month (all tenants).",
@@ -93,6 +124,44 @@ class SavingsGauges(Collector):
         )
 
 
+LedgerCheck = tuple[float, Counter[str]] | None  # when it last ran, its problems by kind
+
+
+class LedgerGauges(CachedGauges[LedgerCheck]):
+    """The ledger's invariants (``tandem ledger verify``) as gauges: an alert fires the moment
+    the books stop balancing. The check reads every budget and ledger entry, so it runs every
+    ``TANDEM_LEDGER_CHECK_INTERVAL_S``, not at every scrape."""
+
+    what = "ledger gauges"
+
+    def __init__(self, settings: ApiSettings) -> None:
+        super().__init__(None, settings.ledger_check_interval_s)
+        self._settings = settings
+
+    def _compute(self) -> LedgerCheck:
+        with unit_of_work(self._settings.database_url) as session:
+            problems = verify_ledger(session)
+        return time.time(), Counter(problem.kind for problem in problems)
+
+    def _gauges(self, check: LedgerCheck) -> Iterator[Metric]:
+        checked = [] if check is None else [(check[0],)]
+        problems = [] if check is None else [(k, check[1][k]) for k in LEDGER_PROBLEM_KINDS]
+        yield gauge(
+            "tandem_ledger_problems",
+            "Broken ledger invariants at the last check, by kind (budget, key_budget, job): "
+            "spent = settled, reserved = open holds, spent <= cap, each job's hold settled "
+            "and released in full.",
+            ["kind"],
+            problems,
+        )
+        yield gauge(
+            "tandem_ledger_checked_timestamp_seconds",
+            "When this API process last verified the ledger (Unix time).",
+            [],
+            checked,
+        )
+
+
 def queue_depths(client: redis.Redis[bytes]) -> Iterator[Metric]:
     try:
         depths = [(queue.value, client.llen(queue.value)) for queue in Queue]
@@ -107,7 +176,11 @@ def queue_depths(client: redis.Redis[bytes]) -> Iterator[Metric]:
 async def metrics(request: Request) -> Response:
     state = request.app.state
     client = state.redis
-    collectors = [CallbackCollector(lambda: queue_depths(client)), state.savings_gauges]
+    collectors = [
+        CallbackCollector(lambda: queue_depths(client)),
+        state.savings_gauges,
+        state.ledger_gauges,
+    ]
     body, content_type = await run_in_threadpool(exposition, collectors)
     return Response(body, media_type=content_type)
 
