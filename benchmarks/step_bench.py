@@ -19,7 +19,8 @@ work over the same connection to the same server:
 
 Then what delivering one message costs a worker before any step code runs: a real worker of a
 no-op task (``noop_worker.py``, built like the services' apps) in the threads and the prefork
-pool, CPU of its process tree per message.
+pool, CPU of its process tree per message, the messages pushed all at once; and in the threads
+pool one at a time, as a job's steps reach the workers when jobs run one after another.
 
 CPU time of this process (``time.process_time``: its engine loop included, the
 simulator engine, Postgres and Redis excluded), so a busy machine changes the figures little;
@@ -199,9 +200,11 @@ def publish(n: int) -> tuple[float, float, float]:
     return ours, bare, celery
 
 
-def celery_delivery(pool: str, n: int) -> float:
+def celery_delivery(pool: str, n: int, *, paced: bool = False) -> float:
     """Worker CPU (its whole process tree) per message of a no-op task (``noop_worker.py``),
-    messages pushed as the pipeline pushes them and consumed by a real worker in ``pool``."""
+    messages pushed as the pipeline pushes them and consumed by a real worker in ``pool``: all
+    at once, or ``paced``, each pushed once the one before has been acknowledged, as the steps
+    of one job at a time reach a worker (each wakes it from its wait on the queue)."""
     import subprocess
 
     import redis
@@ -223,6 +226,13 @@ def celery_delivery(pool: str, n: int) -> float:
         start_new_session=True,
     )
 
+    def consumed(every_s: float) -> None:
+        deadline = time.monotonic() + 120
+        while client.llen(queue) or client.hlen("unacked"):  # kombu's hash of unacked deliveries
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the {pool} worker did not consume its messages")
+            time.sleep(every_s)
+
     def deliver(count: int) -> None:
         for i in range(count):
             kwargs = {"job_id": str(i), "level": 0}
@@ -230,12 +240,9 @@ def celery_delivery(pool: str, n: int) -> float:
                 TaskName.SCORER_SCORE, kwargs, expires_s=600, traceparent="", origin="bench"
             )
             client.lpush(queue, message)
-        deadline = time.monotonic() + 120
-        while client.llen(queue):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the {pool} worker did not consume its messages")
-            time.sleep(0.02)
-        time.sleep(0.3)  # the last task's acknowledgement
+            if paced:
+                consumed(0.002)
+        consumed(0.02)
 
     try:
         deliver(max(50, n // 10))  # up, and warm
@@ -272,6 +279,7 @@ def main() -> None:
             published, built_once, celery_send = publish(args.n)
             rows.append(("publish next task", (published, built_once)))
         delivery = {pool: celery_delivery(pool, 4 * args.n) for pool in ("threads", "prefork")}
+        delivery["threads, one at a time"] = celery_delivery("threads", args.n, paced=True)
     print(f"\n== CPU per operation, ms ({args.n} each; this process, engine loop included) ==")
     print(f"{'part':<22}{'the step':>10}{'bare':>10}{'ratio':>9}")
     for name, (ours, bare) in rows:
@@ -283,7 +291,7 @@ def main() -> None:
     print(f"{'(Celery send_task)':<22}{celery_send:>10.3f}")
     print("\n== a worker's CPU per delivered message, no-op task, ms ==")
     for pool, ms in delivery.items():
-        print(f"{pool:<22}{ms:>10.3f}")
+        print(f"{pool:<24}{ms:>10.3f}")
 
 
 if __name__ == "__main__":

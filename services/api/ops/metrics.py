@@ -3,7 +3,8 @@
 Queue depth is a property of the broker, not of one process, so it is read from Redis when
 Prometheus scrapes (``LLEN`` of each Celery queue: the messages waiting, not those running).
 The month's savings share comes from the savings report itself (one computation, the same
-figure as ``GET /v1/reports/savings`` for all tenants), cached so scrapes stay cheap.
+figure as ``GET /v1/reports/savings`` for all tenants), and the ledger's broken invariants from
+the check ``tandem ledger verify`` makes; both are cached so scrapes stay cheap.
 """
 
 from __future__ import annotations
