@@ -111,8 +111,10 @@ def note_expired(app: Celery, task: str, request: Any) -> None:
     with log_context(job_id=job_id, task=task):
         try:
             again = record_expired(job_id, task=task, kwargs=kwargs, expires=expires)
-            awaited = "true" if again is not None else "false"
-            if again is not None:
+            if again is None:
+                awaited = "false"
+            else:
+                awaited = "true"
                 publish(app, [again])
                 log.warning(
                     "job %s: %s expired unstarted behind a backlog; sent again", job_id, task

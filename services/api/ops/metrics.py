@@ -48,8 +48,6 @@ class CachedGauges(Collector, Generic[Figures]):
     last figures, so scrapes stay cheap however often they come, and a database that does not
     answer leaves the last figures in place."""
 
-    what = "gauges"
-
     def __init__(self, empty: Figures, ttl_s: float) -> None:
         self._ttl_s = ttl_s
         self._lock = threading.Lock()
@@ -68,7 +66,7 @@ class CachedGauges(Collector, Generic[Figures]):
                 try:
                     self._figures = self._compute()
                 except SQLAlchemyError:
-                    log.warning("%s: database unavailable", self.what, exc_info=True)
+                    log.warning("%s: database unavailable", type(self).__name__, exc_info=True)
                 self._at = time.monotonic()
             figures = self._figures
         yield from self._gauges(figures)
@@ -79,8 +77,6 @@ SavingsRows = list[tuple[str, str, float | None, int, float]]
 
 class SavingsGauges(CachedGauges[SavingsRows]):
     """The savings report over all tenants for the current month, per domain."""
-
-    what = "savings gauges"
 
     def __init__(self, settings: ApiSettings, ttl_s: float = 60.0) -> None:
         super().__init__([], ttl_s)
@@ -132,8 +128,6 @@ class LedgerGauges(CachedGauges[LedgerCheck]):
     """The ledger's invariants (``tandem ledger verify``) as gauges: an alert fires the moment
     the books stop balancing. The check reads every budget and ledger entry, so it runs every
     ``TANDEM_LEDGER_CHECK_INTERVAL_S``, not at every scrape."""
-
-    what = "ledger gauges"
 
     def __init__(self, settings: ApiSettings) -> None:
         super().__init__(None, settings.ledger_check_interval_s)
